@@ -1,0 +1,5 @@
+"""``python -m accessd`` runs the command line."""
+
+from accessd.cli import main
+
+main()

@@ -1,0 +1,63 @@
+"""Demo data for the therapy practice: the policy, employees with roles, a token, an admin."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from accessd import accounts, passwords, revisions, tokens
+from accessd.models import AdminUser, ApiClient
+
+# subject_id, display name, department, region, roles, status, start offset days, end offset days
+EMPLOYEES = [
+    ("t.meyer", "Tanja Meyer", "Therapy", "north", ["therapist"], "active", None, None),
+    ("j.okafor", "James Okafor", "Therapy", "south", ["senior_therapist"], "active", None, None),
+    ("l.novak", "Lena Novak", "Therapy", "north", ["therapist"], "active", 14, None),  # starts in 2 weeks
+    ("r.schmidt", "Rita Schmidt", "Front desk", "north", ["reception"], "active", None, None),
+    ("p.garcia", "Pablo Garcia", "Front desk", "south", ["reception"], "active", None, None),
+    ("b.huber", "Bernd Huber", "Accounts", "north", ["billing"], "active", None, None),
+    ("m.rossi", "Marta Rossi", "Marketing", "north", ["marketing"], "active", None, None),
+    ("d.keller", "Dana Keller", "Legal", "north", ["dpo"], "active", None, None),
+    ("s.ito", "Sam Ito", "IT", "north", ["it_support"], "active", None, None),
+    ("k.weber", "Karl Weber", "Therapy", "north", ["therapist"], "disabled", None, -30),  # has left
+    ("a.lind", "Anna Lind", "Front desk", "south", ["reception"], "active", None, 21),  # leaves in 3 weeks
+]
+
+
+def load(session: Session, policy_dir: Path, actor: str, admin_password: str | None = None) -> list[str]:
+    """Idempotently load demo data; return lines telling how to reach the service."""
+    lines = []
+    if revisions.current(session) is None:
+        rev, _ = revisions.load_dir(session, policy_dir, actor)
+        lines.append(f"policy revision {rev.id} loaded from {policy_dir}")
+    today = dt.date.today()
+    for n, (sid, name, dept, region, roles, status, start, end) in enumerate(EMPLOYEES, start=1):
+        acc = accounts.upsert(
+            session, subject_id=sid, username=sid, employee_number=f"E{1000 + n}", display_name=name,
+            email=f"{sid}@practice.example", department=dept, region=region, status=status,
+            status_reason="left the practice" if status == "disabled" else None,
+            start_date=today + dt.timedelta(days=start) if start is not None else None,
+            end_date=today + dt.timedelta(days=end) if end is not None else None,
+        )
+        for role in roles:
+            accounts.grant(session, acc, role, source="manual", actor=actor)
+    lines.append(f"{len(EMPLOYEES)} demo employees loaded")
+
+    if session.scalar(select(ApiClient).where(ApiClient.name == "demo-crm")) is None:
+        token = tokens.create(session, "demo-crm", "decide")
+        lines.append(f"API token (scope decide, client demo-crm): {token}")
+    else:
+        lines.append("API token: client demo-crm exists; create another with `accessd token create`")
+
+    if session.scalar(select(AdminUser).where(AdminUser.username == "admin")) is None:
+        password = admin_password or secrets.token_urlsafe(12)
+        passwords.check_strength(password)
+        session.add(AdminUser(username="admin", password_hash=passwords.hash_password(password)))
+        lines.append(f"admin login: admin / {password}")
+    else:
+        lines.append("admin login: user 'admin' exists (password unchanged)")
+    return lines

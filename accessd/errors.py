@@ -1,0 +1,63 @@
+"""The small exception tree every layer raises; web/ maps it once to HTTP responses."""
+
+
+class AccessdError(Exception):
+    """Base class. ``status`` is the HTTP status a web layer should answer with."""
+
+    status = 500
+    code = "error"
+
+    def __init__(self, message: str, *, pointer: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.pointer = pointer  # the request member at fault, e.g. "/subject/id"
+
+
+class Invalid(AccessdError):
+    status = 400
+    code = "invalid"
+
+
+class NotFound(AccessdError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(AccessdError):
+    status = 409
+    code = "conflict"
+
+
+class Unauthorized(AccessdError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(AccessdError):
+    status = 403
+    code = "forbidden"
+
+
+class TooLarge(AccessdError):
+    status = 413
+    code = "too_large"
+
+
+class DirectoryUnavailable(AccessdError):
+    """The directory could not be read completely (bind, network, paging, limits)."""
+
+    status = 503
+    code = "directory_unavailable"
+
+
+class PolicyError(Invalid):
+    """A policy file is invalid; names the file and line."""
+
+    code = "invalid_policy"
+
+    def __init__(self, file: str, line: int | None, reason: str):
+        where = f"{file}:{line}" if line else file
+        super().__init__(f"{where}: {reason}")
+        self.file = file
+        self.line = line
+        self.reason = reason

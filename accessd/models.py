@@ -1,0 +1,210 @@
+"""SQLAlchemy tables. Schema changes go through Alembic (accessd/migrations)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+ACCOUNT_STATUSES = ("active", "disabled", "pending")
+GRANT_SOURCES = ("directory", "manual")
+
+
+class Account(Base):
+    """An employee: the subject of decisions. Keyed by the directory's stable key."""
+
+    __tablename__ = "account"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # the subject id applications send (AuthZEN subject.id); defaults to the username
+    subject_id: Mapped[str] = mapped_column(String(200), unique=True)
+    employee_number: Mapped[str | None] = mapped_column(String(64), unique=True)
+    directory_key: Mapped[str | None] = mapped_column(String(64), unique=True)  # entryUUID / objectGUID
+    directory_dn: Mapped[str | None] = mapped_column(String(1000))
+    username: Mapped[str | None] = mapped_column(String(200))
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    email: Mapped[str | None] = mapped_column(String(320))
+    department: Mapped[str | None] = mapped_column(String(200))
+    title: Mapped[str | None] = mapped_column(String(200))
+    manager: Mapped[str | None] = mapped_column(String(1000))
+    region: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    status_reason: Mapped[str | None] = mapped_column(String(200))
+    start_date: Mapped[dt.date | None] = mapped_column(Date)
+    end_date: Mapped[dt.date | None] = mapped_column(Date)  # last working day
+    disabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # bumped on every disable/role change so sessions issued before become invalid
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    grants: Mapped[list[RoleGrant]] = relationship(
+        back_populates="account", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    @property
+    def roles(self) -> frozenset[str]:
+        return frozenset(g.role for g in self.grants)
+
+
+class RoleGrant(Base):
+    """A role held by an account, with where it came from (directory group or manual grant)."""
+
+    __tablename__ = "role_grant"
+    __table_args__ = (UniqueConstraint("account_id", "role", "source", name="uq_grant_account_role_source"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(16))  # directory | manual
+    source_ref: Mapped[str | None] = mapped_column(String(1000))  # group DN for directory grants
+    granted_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    granted_by: Mapped[str | None] = mapped_column(String(200))
+
+    account: Mapped[Account] = relationship(back_populates="grants")
+
+
+class PolicyRevision(Base):
+    """A numbered, immutable snapshot of the policies/ directory. The highest number is in force."""
+
+    __tablename__ = "policy_revision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(200))
+    digest: Mapped[str] = mapped_column(String(64))
+    files: Mapped[dict] = mapped_column(JSON)  # file name -> text
+    comment: Mapped[str | None] = mapped_column(Text)
+
+
+class ApiClient(Base):
+    """An application allowed to call the API. Only the token's SHA-256 is stored."""
+
+    __tablename__ = "api_client"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    scope: Mapped[str] = mapped_column(String(16))  # decide | admin | hr
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class AdminUser(Base):
+    """A person who signs in to the admin UI (IT admin, auditor, helpdesk)."""
+
+    __tablename__ = "admin_user"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(200), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    console_role: Mapped[str] = mapped_column(String(32), default="admin")  # admin | auditor | helpdesk
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SyncRun(Base):
+    """One directory sync: its plan, outcome and counts."""
+
+    __tablename__ = "sync_run"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # full | incremental
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    # running | succeeded | failed | pending_approval | rejected
+    status: Mapped[str] = mapped_column(String(24), default="running")
+    reason: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    seen: Mapped[int] = mapped_column(Integer, default=0)
+    counts: Mapped[dict] = mapped_column(JSON, default=dict)
+    plan: Mapped[dict | None] = mapped_column(JSON)
+    high_water_mark: Mapped[str | None] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(200), default="system")
+    approved_by: Mapped[str | None] = mapped_column(String(200))
+    applied_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class SyncAction(Base):
+    """One per-account action of a sync run (joiner, mover, leaver, grant, revoke, ...)."""
+
+    __tablename__ = "sync_action"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("sync_run.id", ondelete="CASCADE"), index=True)
+    directory_key: Mapped[str | None] = mapped_column(String(64))
+    account_id: Mapped[int | None] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(String(200))
+
+
+class LifecycleEvent(Base):
+    """Joiner/mover/leaver/rehire events, whatever their source."""
+
+    __tablename__ = "lifecycle_event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(32))  # directory | scheduler | hr | scim | admin | cli
+    actor: Mapped[str] = mapped_column(String(200))
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AuditEvent(Base):
+    """Append-only, hash-chained audit trail (see accessd/audit.py)."""
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(300))
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class DecisionLog(Base):
+    """One decision: who asked about what, for which purpose, and the answer. No attribute values."""
+
+    __tablename__ = "decision_log"
+    __table_args__ = (Index("ix_decision_resource", "resource_type", "resource_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+    decision_id: Mapped[str] = mapped_column(String(64))
+    client: Mapped[str | None] = mapped_column(String(200))
+    subject_id: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    resource_type: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[str | None] = mapped_column(String(200))
+    fields: Mapped[list | None] = mapped_column(JSON)
+    purpose: Mapped[str | None] = mapped_column(String(64))
+    decision: Mapped[str] = mapped_column(String(16))  # allow | mask | deny | partial
+    reason: Mapped[str] = mapped_column(String(64))
+    revision: Mapped[int | None] = mapped_column(Integer)

@@ -1,0 +1,27 @@
+"""/healthz (process up) and /readyz (database reachable, a policy revision loaded)."""
+
+from flask import Blueprint, current_app, jsonify
+from sqlalchemy import text
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz():
+    services = current_app.extensions["accessd"]
+    try:
+        with services.db.session() as s:
+            s.execute(text("SELECT 1"))
+    except Exception:  # noqa: BLE001 - any failure means "not ready"; details go to the log
+        current_app.logger.exception("readiness: database unreachable")
+        return jsonify(status="unavailable", database="unreachable"), 503
+    services.engines.refresh()
+    revision = services.engines.revision
+    if revision is None:
+        return jsonify(status="unavailable", database="ok", policy_revision=None), 503
+    return jsonify(status="ok", database="ok", policy_revision=revision)

@@ -1,0 +1,158 @@
+"""Shared fixtures: real databases (SQLite and a throwaway PostgreSQL server), the app.
+
+``database_url`` is parametrised: every test that uses it (directly or through ``db`` or
+``app``) runs once on SQLite and once on PostgreSQL. The PostgreSQL server is started once per
+session from the installed server binaries in a temporary directory and stopped at the end.
+Each test gets a fresh database cloned from a migrated template, so tests never share state.
+"""
+
+from __future__ import annotations
+
+import glob
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from accessd.db import Database
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY_DIR = ROOT / "policies"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pg_bindir() -> Path:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    if not found:
+        pytest.fail("PostgreSQL server binaries not found; run scripts/test (it installs postgresql)")
+    return Path(found[-1]).parent
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster in a temp dir (run as 'postgres' when we are root)."""
+
+    def __init__(self):
+        self.bindir = _pg_bindir()
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="accessd-pg-"))
+        self.data = self.root / "data"
+        self.as_root = os.geteuid() == 0
+        if self.as_root:
+            shutil.chown(self.root, "postgres", "postgres")
+            os.chmod(self.root, 0o700)
+        self.user = "postgres" if self.as_root else os.environ.get("USER", "postgres")
+
+    def _run(self, *args: str) -> None:
+        cmd = list(args)
+        if self.as_root:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        subprocess.run(cmd, check=True, capture_output=True)
+
+    def start(self) -> None:
+        self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", self.user,
+                  "--no-sync", "-E", "UTF8")
+        opts = f"-p {self.port} -k {self.root} -h 127.0.0.1 -c fsync=off -c full_page_writes=off"
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", opts, "-w", "-l",
+                  str(self.root / "log"), "start")
+
+    def stop(self) -> None:
+        try:
+            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def url(self, dbname: str) -> str:
+        return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{dbname}"
+
+    def execute(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url("postgres").replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute(sql)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    server = PostgresServer()
+    server.start()
+    server.execute("CREATE DATABASE accessd_template")
+    template = Database(server.url("accessd_template"))
+    template.upgrade()
+    template.dispose()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sqlite") / "template.sqlite3"
+    db = Database(f"sqlite:///{path}")
+    db.upgrade()
+    db.dispose()
+    return path
+
+
+_counter = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """A fresh, migrated, empty database; the test runs once per backend."""
+    if request.param == "sqlite":
+        template = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "accessd.sqlite3"
+        shutil.copy(template, path)
+        yield f"sqlite:///{path}"
+        return
+    server = request.getfixturevalue("pg_server")
+    name = f"t{os.getpid()}_{next(_counter)}_{int(time.time() * 1000) % 100000}"
+    server.execute(f"CREATE DATABASE {name} TEMPLATE accessd_template")
+    yield server.url(name)
+    server.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def db(database_url):
+    database = Database(database_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def loaded_db(db):
+    """A database with the demo policy loaded as revision 1."""
+    from accessd import revisions
+
+    with db.session() as s:
+        revisions.load_dir(s, POLICY_DIR, "test")
+    return db
+
+
+@pytest.fixture
+def app(loaded_db, tmp_path):
+    from accessd import create_app
+
+    application = create_app({
+        "database_url": loaded_db.url,
+        "instance_path": str(tmp_path / "instance"),
+        "secret_key": "test-secret-key-not-for-production",
+    })
+    application.config["TESTING"] = True
+    yield application
+    application.extensions["accessd"].db.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
