@@ -23,6 +23,22 @@ class Services:
         self.db = Database(settings.effective_database_url)
         self.engines = EngineHolder(self.db)
 
+        from accessd.authzen import DecisionService
+        from accessd.decision_log import DecisionLogWriter
+        from accessd.subjects import SubjectCache
+        from accessd.tokens import TokenCache
+
+        # per-process caches: no database round trip on the decision path
+        self.subjects = SubjectCache(self.db)
+        self.tokens = TokenCache(self.db, ttl_seconds=settings.api.token_cache_seconds)
+        # the writer thread starts lazily on the first decision, never here
+        self.decision_log = DecisionLogWriter(self.db, settings.decision_log)
+        self.decisions = DecisionService(self.engines, self.subjects, self.decision_log, settings)
+
+    def close(self) -> None:
+        """Flush the decision log and stop its thread (tests and shutdown hooks)."""
+        self.decision_log.close()
+
 
 def create_app(settings: Settings | dict | None = None) -> Flask:
     """Build the Flask app. ``settings`` may be a Settings object, or a dict of overrides

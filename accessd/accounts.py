@@ -35,8 +35,14 @@ def upsert(session: Session, *, subject_id: str, **attrs) -> Account:
     return account
 
 
-def grant(session: Session, account: Account, role: str, source: str = "manual",
-          source_ref: str | None = None, actor: str = "system") -> RoleGrant:
+def grant(
+    session: Session,
+    account: Account,
+    role: str,
+    source: str = "manual",
+    source_ref: str | None = None,
+    actor: str = "system",
+) -> RoleGrant:
     """Grant ``role`` (idempotent per role and source)."""
     if source not in GRANT_SOURCES:
         raise Invalid(f"source must be one of {', '.join(GRANT_SOURCES)}")
@@ -66,8 +72,9 @@ def role_holder_counts(session: Session, today: dt.date | None = None) -> dict[s
     today = today or dt.date.today()
     counts: Counter[str] = Counter()
     rows = session.execute(
-        select(Account.id, RoleGrant.role, Account.status, Account.start_date, Account.end_date)
-        .join(RoleGrant, RoleGrant.account_id == Account.id)
+        select(Account.id, RoleGrant.role, Account.status, Account.start_date, Account.end_date).join(
+            RoleGrant, RoleGrant.account_id == Account.id
+        )
     )
     seen = set()
     for acc_id, role, status, start, end in rows:

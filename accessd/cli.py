@@ -238,14 +238,29 @@ def token_list(c: Context):
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int)
-def serve(host: str, port: int, workers: int):
-    """Run the service under gunicorn."""
+@click.option("--threads", default=4, show_default=True, type=int, help="threads per worker (gthread)")
+def serve(host: str, port: int, workers: int, threads: int):
+    """Run the service under gunicorn (the worker-exit hook flushes the decision log)."""
     import os
 
     os.execvp(
         sys.executable,
-        [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"{host}:{port}",
-         "--access-logfile", "-", "wsgi:app"],
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "python:accessd.gunicorn_conf",
+            "-w",
+            str(workers),
+            "-k",
+            "gthread",
+            "--threads",
+            str(threads),
+            "-b",
+            f"{host}:{port}",
+            "wsgi:app",
+        ],
     )
 
 
@@ -257,3 +272,10 @@ def _safe_url(url: str) -> str:
 
 
 # --- command groups contributed by other modules (one line each) ---
+from accessd.cli_decisions import decisions  # noqa: E402
+
+main.add_command(decisions)
+from accessd.cli_sync import offboard, scheduler, sync  # noqa: E402
+
+for _command in (sync, scheduler, offboard):
+    main.add_command(_command)

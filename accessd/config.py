@@ -32,6 +32,8 @@ SECRET_FIELDS = {"secret_key", "bind_password", "webhook_secret"}
 class LdapSettings:
     url: str = ""  # ldap://host:389, ldaps://host:636
     start_tls: bool = False
+    tls_verify: bool = True  # verify the server certificate (ldaps:// and StartTLS)
+    ca_file: str = ""  # CA bundle for the server certificate; empty: the system's
     bind_dn: str = ""
     bind_password: str = ""
     user_base: str = ""
@@ -56,6 +58,7 @@ class SyncSettings:
     approval_min_ratio: float = 0.10  # ... and more than this share needs approval
     incremental_minutes: int = 5
     full_cron: str = "0 2 * * *"  # nightly at 02:00
+    progress_every: int = 1000  # the CLI prints a progress line every N directory entries
 
 
 @dataclass
@@ -100,7 +103,9 @@ class Settings:
         problems = []
         url = self.effective_database_url
         if not url.startswith(("sqlite", "postgresql")):
-            problems.append(f"database_url: unsupported scheme in {url.split(':', 1)[0]!r}; use sqlite or postgresql")
+            problems.append(
+                f"database_url: unsupported scheme in {url.split(':', 1)[0]!r}; use sqlite or postgresql"
+            )
         if not (Path(self.policy_dir) / "model.conf").exists():
             problems.append(f"policy_dir: {self.policy_dir} has no model.conf")
         if self.ldap.url and not self.ldap.url.startswith(("ldap://", "ldaps://")):
@@ -123,8 +128,11 @@ class Settings:
 
 def _masked(d: dict) -> dict:
     return {
-        k: (_masked(v) if isinstance(v, dict) and k not in ("attributes", "group_roles") else
-            ("***" if (k in SECRET_FIELDS and v) else v))
+        k: (
+            _masked(v)
+            if isinstance(v, dict) and k not in ("attributes", "group_roles")
+            else ("***" if (k in SECRET_FIELDS and v) else v)
+        )
         for k, v in d.items()
     }
 

@@ -37,8 +37,15 @@ def load(session: Session, policy_dir: Path, actor: str, admin_password: str | N
     today = dt.date.today()
     for n, (sid, name, dept, region, roles, status, start, end) in enumerate(EMPLOYEES, start=1):
         acc = accounts.upsert(
-            session, subject_id=sid, username=sid, employee_number=f"E{1000 + n}", display_name=name,
-            email=f"{sid}@practice.example", department=dept, region=region, status=status,
+            session,
+            subject_id=sid,
+            username=sid,
+            employee_number=f"E{1000 + n}",
+            display_name=name,
+            email=f"{sid}@practice.example",
+            department=dept,
+            region=region,
+            status=status,
             status_reason="left the practice" if status == "disabled" else None,
             start_date=today + dt.timedelta(days=start) if start is not None else None,
             end_date=today + dt.timedelta(days=end) if end is not None else None,

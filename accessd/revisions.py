@@ -39,7 +39,9 @@ def get(session: Session, number: int) -> PolicyRevision:
     return rev
 
 
-def store(session: Session, policy: PolicySet, actor: str, comment: str | None = None) -> tuple[PolicyRevision, bool]:
+def store(
+    session: Session, policy: PolicySet, actor: str, comment: str | None = None
+) -> tuple[PolicyRevision, bool]:
     """Store a validated policy as a new revision. Returns (revision, created);
     an identical policy to the current revision is not stored again."""
     files = dict(policy.files)

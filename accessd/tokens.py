@@ -52,3 +52,52 @@ def lookup(session: Session, token: str) -> ApiClient | None:
 
 def list_clients(session: Session) -> list[ApiClient]:
     return list(session.scalars(select(ApiClient).order_by(ApiClient.name)))
+
+
+class Caller:
+    """An authenticated API client as the request path sees it."""
+
+    __slots__ = ("name", "scope")
+
+    def __init__(self, name: str, scope: str):
+        self.name = name
+        self.scope = scope
+
+    def __repr__(self) -> str:
+        return f"Caller({self.name!r}, {self.scope!r})"
+
+
+class TokenCache:
+    """Token look-ups with a bounded time to live, so a known token costs no database round trip.
+
+    Both hits and misses are cached for ``ttl_seconds`` (a revoked token stops working within that
+    time; a bad token cannot make every request query the database). The cache holds at most
+    ``max_entries`` tokens and is emptied when full.
+    """
+
+    def __init__(self, db, ttl_seconds: float = 30, max_entries: int = 10_000):
+        self.db = db
+        self.ttl = ttl_seconds
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, Caller | None]] = {}
+
+    def lookup(self, token: str) -> Caller | None:
+        import time
+
+        key = hash_token(token)
+        now = time.monotonic()
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        with self.db.session() as s:
+            client = s.scalar(select(ApiClient).where(ApiClient.token_hash == key))
+            caller = None
+            if client is not None and client.revoked_at is None:
+                caller = Caller(client.name, client.scope)
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[key] = (now + self.ttl, caller)
+        return caller
+
+    def clear(self) -> None:
+        self._entries.clear()

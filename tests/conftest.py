@@ -60,11 +60,30 @@ class PostgresServer:
         subprocess.run(cmd, check=True, capture_output=True)
 
     def start(self) -> None:
-        self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", self.user,
-                  "--no-sync", "-E", "UTF8")
+        self._run(
+            str(self.bindir / "initdb"),
+            "-D",
+            str(self.data),
+            "-A",
+            "trust",
+            "-U",
+            self.user,
+            "--no-sync",
+            "-E",
+            "UTF8",
+        )
         opts = f"-p {self.port} -k {self.root} -h 127.0.0.1 -c fsync=off -c full_page_writes=off"
-        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", opts, "-w", "-l",
-                  str(self.root / "log"), "start")
+        self._run(
+            str(self.bindir / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            opts,
+            "-w",
+            "-l",
+            str(self.root / "log"),
+            "start",
+        )
 
     def stop(self) -> None:
         try:
@@ -143,11 +162,13 @@ def loaded_db(db):
 def app(loaded_db, tmp_path):
     from accessd import create_app
 
-    application = create_app({
-        "database_url": loaded_db.url,
-        "instance_path": str(tmp_path / "instance"),
-        "secret_key": "test-secret-key-not-for-production",
-    })
+    application = create_app(
+        {
+            "database_url": loaded_db.url,
+            "instance_path": str(tmp_path / "instance"),
+            "secret_key": "test-secret-key-not-for-production",
+        }
+    )
     application.config["TESTING"] = True
     yield application
     application.extensions["accessd"].db.dispose()

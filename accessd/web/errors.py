@@ -15,7 +15,16 @@ from accessd.errors import AccessdError
 
 log = logging.getLogger("accessd.web")
 
-API_PREFIXES = ("/access/", "/.well-known/", "/scim/", "/hooks/", "/api/", "/openapi.json", "/healthz", "/readyz")
+API_PREFIXES = (
+    "/access/",
+    "/.well-known/",
+    "/scim/",
+    "/hooks/",
+    "/api/",
+    "/openapi.json",
+    "/healthz",
+    "/readyz",
+)
 
 _PAGE = """<!doctype html><title>{{ status }} {{ title }}</title>
 <h1>{{ status }} {{ title }}</h1><p>{{ message }}</p>"""
@@ -28,7 +37,7 @@ def is_api() -> bool:
 def problem(status: int, code: str, message: str, pointer: str | None = None):
     if is_api():
         body = {"error": code, "message": message}
-        if pointer:
+        if pointer is not None:
             body["pointer"] = pointer
         return jsonify(body), status
     return render_template_string(_PAGE, status=status, title=code.replace("_", " "), message=message), status

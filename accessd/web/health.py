@@ -22,6 +22,7 @@ def readyz():
         return jsonify(status="unavailable", database="unreachable"), 503
     services.engines.refresh()
     revision = services.engines.revision
+    log_stats = services.decision_log.stats()  # dropped > 0: the buffer overflowed
     if revision is None:
-        return jsonify(status="unavailable", database="ok", policy_revision=None), 503
-    return jsonify(status="ok", database="ok", policy_revision=revision)
+        return jsonify(status="unavailable", database="ok", policy_revision=None, decision_log=log_stats), 503
+    return jsonify(status="ok", database="ok", policy_revision=revision, decision_log=log_stats)

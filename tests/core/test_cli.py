@@ -111,6 +111,11 @@ def test_demo_loads_employees_token_and_admin_once(database_url, db):
 
 
 def test_config_check_explains_problems():
-    proc = subprocess.run([*ACCESSD, "config", "check"], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "ACCESSD_DATABASE_URL": "mysql://x"})
+    proc = subprocess.run(
+        [*ACCESSD, "config", "check"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "ACCESSD_DATABASE_URL": "mysql://x"},
+    )
     assert proc.returncode == 2 and "database_url: unsupported scheme" in proc.stderr

@@ -12,8 +12,18 @@ from accessd.models import Account, RoleGrant
 
 def test_migrations_create_every_table(db):
     tables = set(inspect(db.engine).get_table_names())
-    assert {"account", "role_grant", "policy_revision", "api_client", "sync_run", "decision_log",
-            "audit_event", "lifecycle_event", "admin_user", "alembic_version"} <= tables
+    assert {
+        "account",
+        "role_grant",
+        "policy_revision",
+        "api_client",
+        "sync_run",
+        "decision_log",
+        "audit_event",
+        "lifecycle_event",
+        "admin_user",
+        "alembic_version",
+    } <= tables
 
 
 def test_upgrade_is_idempotent(db):
@@ -24,8 +34,13 @@ def test_upgrade_is_idempotent(db):
 
 def test_account_with_grants_round_trips(db):
     with db.session() as s:
-        acc = Account(subject_id="t.meyer", employee_number="E1", directory_key="uuid-1",
-                      display_name="Tanja", start_date=dt.date(2026, 1, 1))
+        acc = Account(
+            subject_id="t.meyer",
+            employee_number="E1",
+            directory_key="uuid-1",
+            display_name="Tanja",
+            start_date=dt.date(2026, 1, 1),
+        )
         acc.grants.append(RoleGrant(role="therapist", source="directory", source_ref="cn=therapists"))
         acc.grants.append(RoleGrant(role="dpo", source="manual"))
         s.add(acc)

@@ -1,0 +1,179 @@
+"""``accessd sync ...``, ``accessd offboard`` and ``accessd scheduler`` commands."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+
+import click
+
+from accessd.cli import Context, Group, actor, pass_ctx
+
+
+def _progress(count: int) -> None:
+    click.echo(f"  ... {count:,} directory entries read", err=True)
+
+
+def _print_plan(plan: dict | None) -> None:
+    from accessd.lifecycle.sync import SyncPlan, describe_action
+
+    if not plan:
+        return
+    p = SyncPlan.from_json(plan)
+    if not p.actions:
+        click.echo("  no changes")
+    for a in p.actions:
+        click.echo(f"  {describe_action(a)}")
+    for w in p.warnings:
+        click.echo(f"  warning: {w}")
+
+
+@click.group(cls=Group, invoke_without_command=True)
+@click.option(
+    "--dry-run", is_flag=True, help="print the plan (joiners, movers, leavers, role changes); change nothing"
+)
+@click.option("--incremental", is_flag=True, help="read only entries changed since the last applied run")
+@click.option("--quiet", "-q", is_flag=True, help="print only the summary line")
+@click.pass_context
+def sync(cctx: click.Context, dry_run: bool, incremental: bool, quiet: bool):
+    """Sync employees from the directory (full by default). Subcommands manage runs.
+
+    Exit code 1 when the run failed (nothing was changed); a run that needs approval exits 0
+    and says how to approve it.
+    """
+    if cctx.invoked_subcommand is not None:
+        return
+    from accessd.lifecycle.sync import run_sync
+
+    c = cctx.ensure_object(Context)
+    c.db.upgrade()
+    result = run_sync(
+        c.db,
+        c.settings,
+        kind="incremental" if incremental else "full",
+        dry_run=dry_run,
+        actor=actor(),
+        progress=_progress,
+    )
+    label = "dry run" if dry_run else "run"
+    counts = ", ".join(f"{k} {v}" for k, v in result.counts.items()) or "no changes"
+    click.echo(f"sync {label} {result.run_id}: {result.status}; {result.seen} people read; {counts}")
+    if result.plan is not None and (dry_run or not quiet):
+        _print_plan(result.plan.to_json())
+    if result.reason and result.reason != "dry run":
+        click.echo(f"  {result.reason}", err=result.status == "failed")
+    if result.status == "failed":
+        sys.exit(1)
+
+
+@sync.command("runs")
+@click.option("--limit", default=20, show_default=True)
+@pass_ctx
+def sync_runs(c: Context, limit: int):
+    """List recent sync runs with their status and counts."""
+    from accessd.lifecycle.sync import list_runs
+
+    for r in list_runs(c.db, limit):
+        when = f"{r.started_at:%Y-%m-%d %H:%M:%S}"
+        took = f"{(r.finished_at - r.started_at).total_seconds():.1f}s" if r.finished_at else "-"
+        kind = r.kind + (" (dry run)" if r.dry_run else "")
+        counts = ",".join(f"{k}={v}" for k, v in (r.counts or {}).items()) or "-"
+        click.echo(f"{r.id}\t{when}\t{took}\t{kind}\t{r.status}\tseen={r.seen}\t{counts}\t{r.reason or ''}")
+
+
+@sync.command("show")
+@click.argument("run_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="print the stored plan as JSON")
+@pass_ctx
+def sync_show(c: Context, run_id: int, as_json: bool):
+    """Show one run: status, reason and its plan (or the actions it applied)."""
+    from accessd.lifecycle.sync import get_run
+
+    run, actions = get_run(c.db, run_id)
+    if as_json:
+        click.echo(json.dumps(run.plan, indent=2))
+        return
+    click.echo(f"run {run.id}: {run.kind}{' dry run' if run.dry_run else ''}, {run.status}, seen {run.seen}")
+    if run.reason:
+        click.echo(f"  {run.reason}")
+    if actions:
+        for a in actions:
+            click.echo(f"  {a.detail}")
+    else:
+        _print_plan(run.plan)
+
+
+@sync.command("approve")
+@click.argument("run_id", type=int)
+@pass_ctx
+def sync_approve(c: Context, run_id: int):
+    """Apply a run that is pending approval (exactly once)."""
+    from accessd.lifecycle.sync import approve
+
+    applied = approve(c.db, run_id, actor())
+    click.echo(
+        f"run {run_id} approved and applied: "
+        + (", ".join(f"{k} {v}" for k, v in applied.items()) or "nothing left to change")
+    )
+
+
+@sync.command("reject")
+@click.argument("run_id", type=int)
+@pass_ctx
+def sync_reject(c: Context, run_id: int):
+    """Discard a run that is pending approval; nothing of it is applied."""
+    from accessd.lifecycle.sync import reject
+
+    reject(c.db, run_id, actor())
+    click.echo(f"run {run_id} rejected; nothing was applied")
+
+
+@click.command()
+@click.argument("subject_id")
+@click.option("--reason", required=True, help="recorded on the account and in the audit trail")
+@click.option(
+    "--on", "effective", type=click.DateTime(["%Y-%m-%d"]), help="last working day (future: scheduled)"
+)
+@pass_ctx
+def offboard(c: Context, subject_id: str, reason: str, effective):
+    """Disable an employee everywhere now (or schedule it): the same routine every trigger uses."""
+    from sqlalchemy import select
+
+    from accessd.errors import NotFound
+    from accessd.lifecycle.offboarding import offboard as offboard_account
+    from accessd.models import Account
+
+    with c.db.session() as s:
+        account = s.scalar(select(Account).where(Account.subject_id == subject_id))
+        if account is None:
+            raise NotFound(f"no account with subject id {subject_id!r}")
+        changed = offboard_account(
+            s,
+            account,
+            reason=reason,
+            source="cli",
+            actor=actor(),
+            effective=effective.date() if effective else None,
+        )
+    click.echo(f"{subject_id}: " + ("offboarded" if changed else "already offboarded; nothing changed"))
+
+
+@click.command()
+@pass_ctx
+def scheduler(c: Context):
+    """Run the scheduled jobs (directory syncs, end-date sweep) until interrupted."""
+    import logging
+
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    from accessd import jobs
+
+    logging.basicConfig(level=c.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    c.db.upgrade()
+    sched = BlockingScheduler(timezone=c.settings.timezone)
+    jobs.register(sched, c.settings, c.db)
+    for job in sched.get_jobs():
+        click.echo(f"scheduled: {job.name} ({job.trigger})")
+    with contextlib.suppress(KeyboardInterrupt, SystemExit):
+        sched.start()

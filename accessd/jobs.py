@@ -1,0 +1,88 @@
+"""Scheduled jobs, run by ``accessd scheduler`` (never by web workers).
+
+Job functions call the same service functions as the CLI. ``register(scheduler, settings)``
+adds: an incremental directory sync every ``sync.incremental_minutes``, a full sync on
+``sync.full_cron``, and a daily sweep that offboards accounts whose end date has passed.
+Directory jobs never overlap: a run that finds another one in progress is skipped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+
+from sqlalchemy import select
+
+from accessd.config import Settings
+from accessd.db import Database
+from accessd.lifecycle.offboarding import offboard
+from accessd.lifecycle.sync import SyncResult, run_sync
+from accessd.models import Account
+
+log = logging.getLogger(__name__)
+ACTOR = "system:scheduler"
+_directory_lock = threading.Lock()
+
+
+def directory_sync(db: Database, settings: Settings, kind: str) -> SyncResult | None:
+    """One directory sync (``full`` or ``incremental``); None when another sync is running."""
+    if not _directory_lock.acquire(blocking=False):
+        log.info("%s sync skipped: another directory sync is still running", kind)
+        return None
+    try:
+        result = run_sync(db, settings, kind=kind, actor=ACTOR)
+    finally:
+        _directory_lock.release()
+    log.info(
+        "%s sync run %s: %s %s %s", kind, result.run_id, result.status, result.counts, result.reason or ""
+    )
+    return result
+
+
+def expire_ended_accounts(db: Database, today: dt.date | None = None) -> int:
+    """Offboard active accounts whose last working day has passed (the engine already denies them)."""
+    today = today or dt.date.today()
+    done = 0
+    with db.session() as s:
+        due = s.scalars(select(Account).where(Account.status != "disabled", Account.end_date < today))
+        for account in due:
+            reason = f"end date {account.end_date.isoformat()} passed"
+            done += offboard(s, account, reason=reason, source="scheduler", actor=ACTOR)
+    if done:
+        log.info("offboarded %d accounts whose end date passed", done)
+    return done
+
+
+def register(scheduler, settings: Settings, db: Database | None = None) -> None:
+    """Add the jobs to an APScheduler scheduler."""
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    db = db or Database(settings.effective_database_url)
+    common = {"max_instances": 1, "coalesce": True, "replace_existing": True, "misfire_grace_time": 300}
+    if settings.ldap.url:
+        scheduler.add_job(
+            directory_sync,
+            IntervalTrigger(minutes=settings.sync.incremental_minutes),
+            args=[db, settings, "incremental"],
+            id="ldap-incremental",
+            name="incremental directory sync",
+            **common,
+        )
+        scheduler.add_job(
+            directory_sync,
+            CronTrigger.from_crontab(settings.sync.full_cron, timezone=settings.timezone),
+            args=[db, settings, "full"],
+            id="ldap-full",
+            name="full directory sync",
+            **common,
+        )
+    scheduler.add_job(
+        expire_ended_accounts,
+        CronTrigger(hour=0, minute=5, timezone=settings.timezone),
+        args=[db],
+        id="expire-ended",
+        name="offboard accounts past their end date",
+        **common,
+    )

@@ -1,0 +1,482 @@
+"""The decision engine: decide(subject, type, action, field, purpose, properties) -> Decision.
+
+Order of evaluation (default deny throughout):
+
+1. account status: ``status`` must be ``active`` (``pending`` -> account_pending, anything else
+   -> account_disabled); ``today < start_date`` -> account_not_started; ``today > end_date`` ->
+   account_ended.
+2. vocabulary: unknown resource type, action, purpose or field -> deny with that reason.
+3. rules, exactly as casbin's matcher + effect: any matching deny rule -> deny (denied_by_rule);
+   else any matching allow/full rule -> allow; else any matching allow/mask rule -> mask; else
+   deny (no_matching_rule). A condition that raises counts as not matching for allow rules and
+   as matching for deny rules (fail closed); such a deny is reported as condition_error.
+
+``field=None`` asks about the record as a whole: only rules whose field column is ``*`` apply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from functools import lru_cache
+from types import MappingProxyType
+
+from accessd.errors import Invalid
+from accessd.policy.compile import CompiledPolicy, Entry
+from accessd.policy.model import RECORD_FIELD, Catalogue, PolicySet, coerce
+
+REASONS = (
+    "allowed",
+    "masked",
+    "denied_by_rule",
+    "no_matching_rule",
+    "unknown_resource_type",
+    "unknown_action",
+    "unknown_field",
+    "unknown_purpose",
+    "account_disabled",
+    "account_pending",
+    "account_not_started",
+    "account_ended",
+    "condition_error",
+)
+
+_EMPTY: Mapping = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class Subject:
+    id: str
+    roles: frozenset[str]
+    attributes: Mapping = field(default_factory=lambda: _EMPTY)
+    status: str = "active"
+    start_date: date | None = None
+    end_date: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    effect: str  # "allow" | "mask" | "deny"
+    reason: str
+    matched_rules: tuple[str, ...]
+    revision: int | None
+
+    @property
+    def allowed(self) -> bool:
+        return self.effect != "deny"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordMask:
+    allowed: tuple[str, ...]
+    masked: tuple[str, ...]
+    denied: tuple[str, ...]
+    reason: str | None = None  # set when no field is visible (the whole record is denied)
+    matched_rules: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: _EMPTY)
+
+    def effect(self, field_name: str) -> str:
+        if field_name in self.allowed:
+            return "allow"
+        return "mask" if field_name in self.masked else "deny"
+
+
+def mask_value(value: object, style: str) -> object:
+    """Render a masked value: ``last4`` keeps the last four characters, ``redact`` hides it all."""
+    if value is None:
+        return None
+    if style == "last4":
+        s = str(value)
+        return "•" * max(len(s) - 4, 0) + s[-4:]
+    return "•••"
+
+
+class _Ctx:
+    """Per-request evaluation context; memoises each distinct condition once."""
+
+    __slots__ = ("args", "memo", "conds")
+
+    def __init__(self, conds, args):
+        self.conds = conds
+        self.args = args
+        self.memo: dict[int, bool | None] = {}
+
+    def test(self, idx: int) -> bool | None:
+        """True/False, or None when the condition raised."""
+        memo = self.memo
+        if idx in memo:
+            return memo[idx]
+        try:
+            v = bool(self.conds[idx](*self.args))
+        except Exception:  # a broken condition fails closed, never crashes
+            v = None
+        memo[idx] = v
+        return v
+
+
+class Engine:
+    def __init__(self, policy: PolicySet, revision: int | None = None, cache_size: int = 4096):
+        self.policy = policy
+        self.revision = revision
+        self.catalogue: Catalogue = policy.catalogue
+        self.compiled = CompiledPolicy(policy)
+        self._conds = self.compiled.conditions
+        cat = self.catalogue
+        self._actions = {t: frozenset(rt.actions) for t, rt in cat.types.items()}
+        self._fields = {t: tuple(rt.fields) for t, rt in cat.types.items()}
+        self._field_index = {t: {f: i for i, f in enumerate(rt.fields)} for t, rt in cat.types.items()}
+        self._props = {
+            t: tuple((p.name, p.type, p.default) for p in rt.properties.values())
+            for t, rt in cat.types.items()
+        }
+        self._attrs = tuple((a.name, a.type, a.default) for a in cat.subject_attributes.values())
+        self._purposes = frozenset(cat.purposes)
+        rev = revision
+        self._pre = {reason: Decision("deny", reason, (), rev) for reason in REASONS}
+        self._no_rule = self._pre["no_matching_rule"]
+        self._static: dict[tuple, Decision] = {}
+        self._table = lru_cache(maxsize=cache_size)(self._build_table)
+
+    # ---------------------------------------------------------------- tables
+
+    def _build_table(self, roles: frozenset, relevant_id: str | None) -> _RoleSetTable:
+        principals = self.compiled.principals(relevant_id, roles)
+        rows = self.compiled.merge(principals)
+        for row in rows.values():
+            for e in row.values():
+                if e.static is None:
+                    out = e.static_outcome()
+                    e.static = self._intern(*out) if out is not None else False
+        return _RoleSetTable(rows, principals)
+
+    def _intern(self, effect: str, reason: str, ids: tuple[str, ...]) -> Decision:
+        key = (effect, reason, ids)
+        d = self._static.get(key)
+        if d is None:
+            d = self._static[key] = Decision(effect, reason, ids, self.revision)
+        return d
+
+    def table_for(self, subject: Subject) -> _RoleSetTable:
+        """The compiled rules for the subject's role set (LRU-cached by role set)."""
+        sid = subject.id if subject.id in self.compiled.relevant_ids else None
+        return self._table(subject.roles, sid)
+
+    def principals(self, subject: Subject) -> frozenset:
+        """The subject's id plus every role and basis it holds, transitively."""
+        return self.compiled.principals(subject.id, subject.roles)
+
+    # ---------------------------------------------------------------- pre-checks
+
+    def _status(self, subject: Subject, today: date) -> str | None:
+        if subject.status != "active":
+            return "account_pending" if subject.status == "pending" else "account_disabled"
+        if subject.start_date is not None and today < subject.start_date:
+            return "account_not_started"
+        if subject.end_date is not None and today > subject.end_date:
+            return "account_ended"
+        return None
+
+    def _vocab(self, rtype: str, action: str, purpose: str) -> str | None:
+        acts = self._actions.get(rtype)
+        if acts is None:
+            return "unknown_resource_type"
+        if action not in acts:
+            return "unknown_action"
+        if purpose not in self._purposes:
+            return "unknown_purpose"
+        return None
+
+    # ---------------------------------------------------------------- inputs
+
+    def subject_dict(self, subject: Subject) -> dict:
+        """``r.sub``: the id plus every declared attribute, coerced (defaults when missing)."""
+        out = {"id": subject.id}
+        _coerce_into(out, self._attrs, subject.attributes, "subject attribute", "/subject/properties/")
+        return out
+
+    def object_dict(self, rtype: str, properties: Mapping) -> dict:
+        """``r.obj``: every declared property of the type, coerced (defaults when missing)."""
+        out: dict = {}
+        _coerce_into(out, self._props[rtype], properties, "resource property", "/resource/properties/")
+        return out
+
+    # ---------------------------------------------------------------- decisions
+
+    def decide(
+        self,
+        subject: Subject,
+        rtype: str,
+        action: str,
+        field: str | None,
+        purpose: str,
+        properties: Mapping = _EMPTY,
+        today: date | None = None,
+    ) -> Decision:
+        if today is None:
+            today = date.today()
+        elif isinstance(today, str):
+            today = date.fromisoformat(today)
+        bad = self._status(subject, today) or self._vocab(rtype, action, purpose)
+        if bad:
+            return self._pre[bad]
+        if field is not None and field not in self._field_index[rtype]:
+            return self._pre["unknown_field"]
+        table = self.table_for(subject)
+        row = table.rows.get((rtype, action, purpose))
+        if row is None:
+            return self._no_rule
+        entry = row.get(field)
+        if entry is None:
+            return self._no_rule
+        if entry.static:
+            return entry.static
+        args = (
+            self.subject_dict(subject),
+            self.object_dict(rtype, properties),
+            {"today": today.isoformat()},
+            purpose,
+            action,
+            RECORD_FIELD if field is None else field,
+            rtype,
+            table.principals,
+        )
+        return self._evaluate(entry, _Ctx(self._conds, args))
+
+    def _evaluate(self, entry: Entry, ctx: _Ctx) -> Decision:
+        test = ctx.test
+        denied = []
+        errored = False
+        for r in entry.deny:
+            if r.cond is None:
+                denied.append(r.id)
+            else:
+                v = test(r.cond)
+                if v is None:
+                    errored = True
+                    denied.append(r.id)
+                elif v:
+                    denied.append(r.id)
+        if denied:
+            return Decision(
+                "deny", "condition_error" if errored else "denied_by_rule", tuple(denied), self.revision
+            )
+        for rules, effect, reason in ((entry.full, "allow", "allowed"), (entry.mask, "mask", "masked")):
+            hit = []
+            for r in rules:
+                if r.cond is None:
+                    hit.append(r.id)
+                else:
+                    v = test(r.cond)
+                    if v is None:
+                        errored = True
+                    elif v:
+                        hit.append(r.id)
+            if hit:
+                return Decision(effect, reason, tuple(hit), self.revision)
+        return self._pre["condition_error"] if errored else self._no_rule
+
+    # ---------------------------------------------------------------- record masks
+
+    def _plan(self, table: _RoleSetTable, rtype: str, action: str, purpose: str) -> _MaskPlan:
+        key = (rtype, action, purpose)
+        plan = table.plans.get(key)
+        if plan is not None:
+            return plan
+        row = table.rows.get(key, {})
+        allowed, masked, denied, rules, reasons = [], [], [], {}, set()
+        dynamic: dict[int, tuple[Entry, list[str]]] = {}
+        for f in self._fields[rtype]:
+            e = row.get(f)
+            if e is None:
+                denied.append(f)
+                rules[f] = ()
+                reasons.add("no_matching_rule")
+            elif e.static:
+                d = e.static
+                (allowed if d.effect == "allow" else masked if d.effect == "mask" else denied).append(f)
+                rules[f] = d.matched_rules
+                reasons.add(d.reason)
+            else:
+                dynamic.setdefault(id(e), (e, []))[1].append(f)
+        # The record's mask depends only on the outcomes of these probes: each field-independent
+        # condition once, and each condition that reads r.field once per field it guards.
+        field_dep = self.compiled.field_dependent
+        probes: list[tuple[int, str]] = []
+        for e, fields in dynamic.values():
+            for c in sorted(e.conds):
+                if c in field_dep:
+                    probes.extend((c, f) for f in fields)
+                else:
+                    probes.append((c, RECORD_FIELD))
+        probes = list(dict.fromkeys(probes))
+        static_mask = None
+        if not dynamic:
+            reason = None if allowed or masked else _summary(reasons)
+            static_mask = RecordMask(
+                tuple(allowed), tuple(masked), tuple(denied), reason, MappingProxyType(rules)
+            )
+        plan = _MaskPlan(
+            allowed,
+            masked,
+            denied,
+            rules,
+            frozenset(reasons),
+            tuple(dynamic.values()),
+            tuple(probes),
+            static_mask,
+        )
+        table.plans[key] = plan
+        return plan
+
+    def _mask_for(self, plan: _MaskPlan, outcomes: tuple, rtype: str) -> RecordMask:
+        """Build the record mask for one combination of probe outcomes."""
+        shared: dict[int, bool | None] = {}
+        per_field: dict[str, dict[int, bool | None]] = {}
+        for (c, f), v in zip(plan.probes, outcomes, strict=True):
+            if f == RECORD_FIELD:
+                shared[c] = v
+            else:
+                per_field.setdefault(f, {})[c] = v
+        allowed, masked, denied = list(plan.allowed), list(plan.masked), list(plan.denied)
+        rules = dict(plan.rules)
+        reasons = set(plan.reasons)
+        for entry, fields in plan.dynamic:
+            for group in (
+                [fields] if not (entry.conds & self.compiled.field_dependent) else [[f] for f in fields]
+            ):
+                ctx = _Ctx(self._conds, ())
+                ctx.memo = {**shared, **per_field.get(group[0], {})}
+                d = self._evaluate(entry, ctx)
+                reasons.add(d.reason)
+                (allowed if d.effect == "allow" else masked if d.effect == "mask" else denied).extend(group)
+                for f in group:
+                    rules[f] = d.matched_rules
+        index = self._field_index[rtype]
+        allowed.sort(key=index.__getitem__)
+        masked.sort(key=index.__getitem__)
+        denied.sort(key=index.__getitem__)
+        reason = None if allowed or masked else _summary(reasons)
+        return RecordMask(tuple(allowed), tuple(masked), tuple(denied), reason, MappingProxyType(rules))
+
+    def mask(
+        self,
+        subject: Subject,
+        rtype: str,
+        action: str,
+        purpose: str,
+        records: Sequence[Mapping],
+        today: date | None = None,
+    ) -> list[RecordMask]:
+        """Per-field visibility for each record, equal field by field to :meth:`decide`.
+
+        One pass per record: each distinct condition is evaluated at most once per record (a
+        condition that reads ``r.field`` once per field it guards); records with the same
+        condition outcomes share one RecordMask object."""
+        if today is None:
+            today = date.today()
+        elif isinstance(today, str):
+            today = date.fromisoformat(today)
+        bad = self._status(subject, today) or self._vocab(rtype, action, purpose)
+        if bad:
+            whole = RecordMask((), (), self._fields.get(rtype, ()), bad, _EMPTY)
+            return [whole] * len(records)
+        table = self.table_for(subject)
+        plan = self._plan(table, rtype, action, purpose)
+        if plan.static_mask is not None:
+            return [plan.static_mask] * len(records)
+        sub = self.subject_dict(subject)
+        env = {"today": today.isoformat()}
+        principals = table.principals
+        conds = self._conds
+        probes = [(conds[c], f) for c, f in plan.probes]
+        cache = plan.cache
+        object_dict = self.object_dict
+        out = []
+        for rec in records:
+            obj = object_dict(rtype, rec)
+            try:
+                key = tuple(
+                    [bool(fn(sub, obj, env, purpose, action, f, rtype, principals)) for fn, f in probes]
+                )
+            except Exception:  # a broken condition fails closed, never crashes
+                key = tuple(
+                    _probe(fn, (sub, obj, env, purpose, action, f, rtype, principals)) for fn, f in probes
+                )
+            m = cache.get(key)
+            if m is None:
+                if len(cache) > 4096:
+                    cache.clear()
+                m = cache[key] = self._mask_for(plan, key, rtype)
+            out.append(m)
+        return out
+
+
+_NATIVE = {"string": str, "bool": bool, "int": int}
+
+
+def _coerce_into(out: dict, specs, values: Mapping, what: str, pointer: str) -> None:
+    get = values.get
+    for name, typ, default in specs:
+        v = get(name)
+        if v is None:
+            out[name] = default
+        elif type(v) is _NATIVE.get(typ):
+            out[name] = v
+        elif typ == "date" and type(v) is str and len(v) == 10 and v[4] == "-" and v[7] == "-":
+            try:
+                date.fromisoformat(v)
+            except ValueError:
+                raise Invalid(
+                    f"{what} {name}: expected an ISO date YYYY-MM-DD, got {v!r}", pointer=pointer + name
+                ) from None
+            out[name] = v
+        else:
+            try:
+                out[name] = coerce(typ, v)
+            except ValueError as exc:
+                raise Invalid(f"{what} {name}: {exc}", pointer=pointer + name) from None
+
+
+class _RoleSetTable:
+    """Everything compiled for one role set: rules by cell, principals, record-mask plans."""
+
+    __slots__ = ("rows", "principals", "plans")
+
+    def __init__(self, rows: dict, principals: frozenset):
+        self.rows = rows
+        self.principals = principals
+        self.plans: dict[tuple[str, str, str], _MaskPlan] = {}
+
+
+class _MaskPlan:
+    __slots__ = (
+        "allowed",
+        "masked",
+        "denied",
+        "rules",
+        "reasons",
+        "dynamic",
+        "probes",
+        "static_mask",
+        "cache",
+    )
+
+    def __init__(self, allowed, masked, denied, rules, reasons, dynamic, probes, static_mask):
+        self.allowed, self.masked, self.denied, self.rules = allowed, masked, denied, rules
+        self.reasons, self.dynamic, self.probes, self.static_mask = reasons, dynamic, probes, static_mask
+        self.cache: dict[tuple, RecordMask] = {}
+
+
+def _probe(fn, args) -> bool | None:
+    try:
+        return bool(fn(*args))
+    except Exception:  # a broken condition fails closed, never crashes
+        return None
+
+
+def _summary(reasons: set[str]) -> str:
+    """The reason a record is wholly invisible."""
+    for r in ("condition_error", "denied_by_rule"):
+        if r in reasons:
+            return r
+    return "no_matching_rule"

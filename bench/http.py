@@ -1,0 +1,419 @@
+"""HTTP benchmark: accessd under gunicorn (2 workers) against Cerbos, same machine, same run.
+
+    .venv/bin/python bench/http.py [--duration 10] [--connections 16] [--worker-class gthread]
+
+Sets up its own SQLite database (bench/.scratch/), the demo policy, demo employees and an API
+token; installs Cerbos (``@cerbos/cerbos-linux-x64`` from npm) into bench/.scratch/ and serves
+the equivalent policy in bench/peers/cerbos/policies. wrk (Debian) drives both with Lua scripts
+for three workloads with the same content:
+
+  single   one field decision (reception reads a customer's e-mail for care)
+  batch50  50 field decisions on 50 different records in one call
+  fields50 the field mask of 50 records (every field of each: 50 x 22 decisions)
+
+It prints requests/s, decisions/s, p50 and p99 for each, the accessd/Cerbos ratios, and
+PASS/FAIL against the targets of issue 3: fields50 decisions/s >= 3x Cerbos; single
+requests/s >= 0.8x Cerbos with p99 no worse.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# this file is called http.py: keep its folder off sys.path so the standard library's http wins
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    sys.path.pop(0)
+
+import argparse
+import json
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRATCH = ROOT / "bench" / ".scratch"
+CERBOS_POLICIES = ROOT / "bench" / "peers" / "cerbos" / "policies"
+CERBOS_PKG = "@cerbos/cerbos-linux-x64@0.55.0"
+CERBOS_BIN = SCRATCH / "node_modules" / "@cerbos" / "cerbos-linux-x64" / "cerbos-linux-x64"
+
+sys.path.insert(0, str(ROOT))
+
+FIELDS = [
+    "client_id",
+    "first_name",
+    "last_name",
+    "date_of_birth",
+    "email",
+    "mobile_phone",
+    "street",
+    "postal_code",
+    "city",
+    "iban",
+    "insurer_member_no",
+    "presenting_issue",
+    "diagnosis",
+    "medication",
+    "session_notes",
+    "marketing_opt_in",
+    "consent_withdrawn_at",
+    "assigned_therapist_id",
+    "clinic_region",
+    "therapy_end_date",
+    "retention_until",
+    "legal_hold",
+]
+SUBJECT = "r.schmidt"  # reception, region north
+ROLES = ["reception"]  # Cerbos takes roles from the request (accessd looks them up itself)
+
+
+def record(i: int) -> dict:
+    return {
+        "client_id": f"C-{i}",
+        "first_name": "Ada",
+        "last_name": f"Lovelace{i}",
+        "date_of_birth": "1985-12-10",
+        "email": f"ada{i}@example.org",
+        "mobile_phone": "+49 170 5550123",
+        "street": "Hauptstr. 1",
+        "postal_code": "10115",
+        "city": "Berlin",
+        "iban": "DE89370400440532013000",
+        "insurer_member_no": "A123456789",
+        "presenting_issue": "anxiety",
+        "diagnosis": "F41.1",
+        "medication": "none",
+        "session_notes": "notes",
+        "marketing_opt_in": i % 2 == 0,
+        "consent_withdrawn_at": "",
+        "assigned_therapist_id": "t.meyer",
+        "clinic_region": "north" if i % 5 else "south",
+        "therapy_end_date": "",
+        "retention_until": "",
+        "legal_hold": False,
+    }
+
+
+# policy inputs only (what Cerbos needs as resource attributes; accessd ignores the rest anyway)
+INPUTS = (
+    "assigned_therapist_id",
+    "clinic_region",
+    "therapy_end_date",
+    "retention_until",
+    "legal_hold",
+    "marketing_opt_in",
+    "consent_withdrawn_at",
+)
+
+
+def accessd_bodies() -> dict[str, tuple[str, str, int]]:
+    """workload -> (path, body, decisions per request)"""
+    subject = {"type": "user", "id": SUBJECT}
+    single = {
+        "subject": subject,
+        "resource": {"type": "customer", "id": "1", "properties": record(1)},
+        "action": {"name": "read", "properties": {"field": "email"}},
+        "context": {"purpose": "care"},
+    }
+    batch = {
+        "subject": subject,
+        "action": {"name": "read", "properties": {"field": "email"}},
+        "context": {"purpose": "care"},
+        "evaluations": [
+            {"resource": {"type": "customer", "id": str(i), "properties": record(i)}} for i in range(50)
+        ],
+    }
+    fields = {
+        "subject": subject,
+        "action": {"name": "read"},
+        "context": {"purpose": "care"},
+        "records": [{"type": "customer", "id": str(i), "properties": record(i)} for i in range(50)],
+        "options": {"return_records": True},
+    }
+    return {
+        "single": ("/access/v1/evaluation", json.dumps(single), 1),
+        "batch50": ("/access/v1/evaluations", json.dumps(batch), 50),
+        "fields50": ("/access/v1/fields", json.dumps(fields), 50 * len(FIELDS)),
+    }
+
+
+def cerbos_bodies() -> dict[str, tuple[str, str, int]]:
+    principal = {"id": SUBJECT, "roles": ROLES, "attr": {"region": "north"}}
+
+    def res(i, actions):
+        attr = {k: record(i)[k] for k in INPUTS}
+        attr["purpose"] = "care"
+        return {"resource": {"kind": "customer", "id": str(i), "attr": attr}, "actions": actions}
+
+    single = {"requestId": "b", "principal": principal, "resources": [res(1, ["read:email"])]}
+    batch = {
+        "requestId": "b",
+        "principal": principal,
+        "resources": [res(i, ["read:email"]) for i in range(50)],
+    }
+    every = [f"read:{f}" for f in FIELDS] + ["read_masked:iban"]
+    fields = {"requestId": "b", "principal": principal, "resources": [res(i, every) for i in range(50)]}
+    path = "/api/check/resources"
+    return {
+        "single": (path, json.dumps(single), 1),
+        "batch50": (path, json.dumps(batch), 50),
+        "fields50": (path, json.dumps(fields), 50 * len(FIELDS)),
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited with {proc.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{what} did not answer {url} within {timeout}s")
+
+
+def setup_accessd(workdir: Path) -> tuple[str, str]:
+    from accessd import demo, tokens
+    from accessd.db import Database
+
+    url = f"sqlite:///{workdir / 'bench.sqlite3'}"
+    db = Database(url)
+    db.upgrade()
+    with db.session() as s:
+        demo.load(s, ROOT / "policies", "bench", admin_password="bench-Admin-Password-1")
+        token = tokens.create(s, "bench", "decide")
+    db.dispose()
+    return url, token
+
+
+def install_cerbos() -> Path:
+    if not CERBOS_BIN.exists():
+        SCRATCH.mkdir(parents=True, exist_ok=True)
+        print(f"installing {CERBOS_PKG} into {SCRATCH} ...", flush=True)
+        subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(SCRATCH), CERBOS_PKG],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    return CERBOS_BIN
+
+
+LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+{auth}
+local f = io.open("{body}", "rb")
+wrk.body = f:read("*a")
+f:close()
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %d %d %d %d %d %d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), summary.errors.status, summary.errors.connect
+    + summary.errors.read + summary.errors.write, summary.errors.timeout))
+end
+"""
+
+
+def run_wrk(base: str, path: str, body: str, token: str | None, workdir: Path, name: str, args) -> dict:
+    body_file = workdir / f"{name}.json"
+    body_file.write_text(body)
+    script = workdir / f"{name}.lua"
+    auth = f'wrk.headers["Authorization"] = "Bearer {token}"' if token else ""
+    script.write_text(LUA.format(auth=auth, body=body_file))
+    # warm-up, then the measured run
+    subprocess.run(
+        ["wrk", "-t2", f"-c{args.connections}", "-d2s", "-s", str(script), base + path],
+        capture_output=True,
+        check=True,
+    )
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{args.connections}",
+            f"-d{args.duration}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            base + path,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    m = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)", out)
+    if not m:
+        raise SystemExit(f"could not parse wrk output:\n{out}")
+    n, dur_us, p50, p99, status_err, sock_err, timeouts = map(int, m.groups())
+    return {
+        "rps": n / (dur_us / 1e6),
+        "p50_ms": p50 / 1000,
+        "p99_ms": p99 / 1000,
+        "errors": status_err + sock_err + timeouts,
+        "requests": n,
+    }
+
+
+def check_answers(base: str, token: str, cerbos: str) -> None:
+    """Both PDPs must agree on the content being measured before it is timed."""
+    a = accessd_bodies()
+    c = cerbos_bodies()
+
+    def post(url, body, headers):
+        req = urllib.request.Request(
+            url, data=body.encode(), headers={"Content-Type": "application/json", **headers}
+        )
+        with urllib.request.urlopen(req) as r:
+            return json.load(r)
+
+    ours = post(base + a["fields50"][0], a["fields50"][1], {"Authorization": f"Bearer {token}"})["results"]
+    theirs = post(cerbos + c["fields50"][0], c["fields50"][1], {})["results"]
+    for mine, peer in zip(ours, theirs, strict=True):
+        acts = peer["actions"]
+        peer_allowed = [f for f in FIELDS if acts[f"read:{f}"] == "EFFECT_ALLOW"]
+        peer_masked = (
+            ["iban"] if acts["read_masked:iban"] == "EFFECT_ALLOW" and "iban" not in peer_allowed else []
+        )
+        if mine["allowed"] != peer_allowed or mine["masked"] != peer_masked:
+            raise SystemExit(f"accessd and Cerbos disagree on record {mine['id']}: {mine} vs {acts}")
+    print(f"answers agree on the fields50 content ({len(ours)} records x {len(FIELDS)} fields)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--worker-class", default="gthread", choices=["sync", "gthread"])
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (gthread)")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk not found: apt-get install wrk")
+
+    SCRATCH.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="http-", dir=SCRATCH))
+    cerbos_bin = install_cerbos()
+    db_url, token = setup_accessd(workdir)
+
+    procs: list[subprocess.Popen] = []
+    try:
+        port = free_port()
+        env = dict(
+            os.environ,
+            ACCESSD_DATABASE_URL=db_url,
+            ACCESSD_INSTANCE_PATH=str(workdir),
+            ACCESSD_SECRET_KEY="bench-" + "x" * 32,
+        )
+        gunicorn = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            "2",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-c",
+            "python:accessd.gunicorn_conf",
+            "--log-level",
+            "warning",
+        ]
+        if args.worker_class == "gthread":
+            gunicorn += ["-k", "gthread", "--threads", str(args.threads)]
+        procs.append(subprocess.Popen([*gunicorn, "wsgi:app"], cwd=ROOT, env=env))
+        base = f"http://127.0.0.1:{port}"
+        wait_http(base + "/healthz", procs[-1], "gunicorn")
+
+        cport, gport = free_port(), free_port()
+        cerbos_cfg = workdir / "cerbos.yaml"
+        cerbos_cfg.write_text(
+            f"server:\n  httpListenAddr: 127.0.0.1:{cport}\n  grpcListenAddr: 127.0.0.1:{gport}\n"
+            f"storage:\n  driver: disk\n  disk:\n    directory: {CERBOS_POLICIES}\n"
+            "    watchForChanges: false\n"
+            "audit:\n  enabled: false\n"
+        )
+        procs.append(
+            subprocess.Popen(
+                [str(cerbos_bin), "server", f"--config={cerbos_cfg}", "--log-level=error"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        cerbos = f"http://127.0.0.1:{cport}"
+        wait_http(cerbos + "/_cerbos/health", procs[-1], "cerbos")
+
+        check_answers(base, token, cerbos)
+        print(
+            f"wrk: {args.duration}s per run, {args.connections} connections; accessd: gunicorn 2 workers "
+            f"({args.worker_class}{f', {args.threads} threads' if args.worker_class == 'gthread' else ''}); "
+            f"Cerbos {CERBOS_PKG.rsplit('@', 1)[1]}"
+        )
+        results = {}
+        ours_w, theirs_w = accessd_bodies(), cerbos_bodies()
+        for name in ("single", "batch50", "fields50"):
+            path, body, per = ours_w[name]
+            a = run_wrk(base, path, body, token, workdir, f"accessd-{name}", args)
+            cpath, cbody, cper = theirs_w[name]
+            c = run_wrk(cerbos, cpath, cbody, None, workdir, f"cerbos-{name}", args)
+            a["dps"], c["dps"] = a["rps"] * per, c["rps"] * cper
+            results[name] = (a, c)
+
+        print(
+            f"\n{'workload':<9} {'server':<8} {'req/s':>9} {'decisions/s':>12} {'p50 ms':>8} {'p99 ms':>8} "
+            f"{'errors':>6}"
+        )
+        for name, (a, c) in results.items():
+            for who, r in (("accessd", a), ("cerbos", c)):
+                print(
+                    f"{name:<9} {who:<8} {r['rps']:>9.0f} {r['dps']:>12.0f} {r['p50_ms']:>8.2f} "
+                    f"{r['p99_ms']:>8.2f} {r['errors']:>6}"
+                )
+        print("\nratios accessd/Cerbos:")
+        for name, (a, c) in results.items():
+            print(
+                f"  {name:<9} decisions/s {a['dps'] / c['dps']:.2f}x   p99 {a['p99_ms'] / c['p99_ms']:.2f}x"
+            )
+        a, c = results["fields50"]
+        fields_ok = a["dps"] >= 3 * c["dps"]
+        a1, c1 = results["single"]
+        single_ok = a1["rps"] >= 0.8 * c1["rps"] and a1["p99_ms"] <= c1["p99_ms"]
+        errors = sum(r["errors"] for pair in results.values() for r in pair)
+        print(
+            f"\n{'PASS' if fields_ok else 'FAIL'} fields50 decisions/s {a['dps'] / c['dps']:.2f}x Cerbos "
+            "(target >= 3x)"
+        )
+        print(
+            f"{'PASS' if single_ok else 'FAIL'} single requests/s {a1['rps'] / c1['rps']:.2f}x Cerbos "
+            f"(target >= 0.8x), p99 {a1['p99_ms']:.2f} ms vs {c1['p99_ms']:.2f} ms (target: no worse)"
+        )
+        if errors:
+            print(f"FAIL {errors} requests failed")
+        return 0 if fields_ok and single_ok and not errors else 1
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

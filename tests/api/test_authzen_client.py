@@ -1,0 +1,132 @@
+"""A client that speaks only AuthZEN 1.0 (plain urllib, spec shapes only) against the real
+service under gunicorn: discovery, evaluations, batch; then a clean shutdown loses no log entry."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from api_helpers import CUSTOMER, free_port
+from sqlalchemy import func, select
+
+from accessd.models import DecisionLog
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def server(loaded_db, people, token, tmp_path):
+    port = free_port()
+    env = dict(
+        os.environ,
+        ACCESSD_DATABASE_URL=loaded_db.url,
+        ACCESSD_INSTANCE_PATH=str(tmp_path),
+        ACCESSD_SECRET_KEY="x" * 32,
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-w",
+            "2",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-c",
+            "python:accessd.gunicorn_conf",
+            "wsgi:app",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(base + "/healthz", timeout=1).read()
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail("gunicorn did not start: " + proc.stderr.read().decode()[-2000:])
+            time.sleep(0.1)
+    yield base, token, proc
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
+def call(url, token, body):
+    req = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.load(r)
+
+
+def test_an_authzen_only_client_gets_correct_decisions(server, loaded_db):
+    base, token, proc = server
+    with urllib.request.urlopen(base + "/.well-known/authzen-configuration") as r:
+        cfg = json.load(r)
+    evaluate = cfg["access_evaluation_endpoint"]
+
+    def ask(subject, field, purpose, props=CUSTOMER):
+        return call(
+            evaluate,
+            token,
+            {
+                "subject": {"type": "user", "id": subject},
+                "resource": {"type": "customer", "id": "123", "properties": props},
+                "action": {"name": "read", "properties": {"field": field}},
+                "context": {"purpose": purpose},
+            },
+        )["decision"]
+
+    assert ask("b.huber", "iban", "billing") is True
+    assert ask("r.schmidt", "iban", "care") is False  # masked: never true for an AuthZEN-only client
+    assert ask("t.meyer", "diagnosis", "care") is True
+    assert ask("t.meyer", "diagnosis", "care", dict(CUSTOMER, assigned_therapist_id="x")) is False
+    assert ask("m.rossi", "email", "marketing") is True
+    assert ask("m.rossi", "email", "marketing", dict(CUSTOMER, marketing_opt_in=False)) is False
+    assert ask("k.weber", "diagnosis", "care") is False  # has left
+
+    batch = call(
+        cfg["access_evaluations_endpoint"],
+        token,
+        {
+            "subject": {"type": "user", "id": "r.schmidt"},
+            "resource": {"type": "customer", "id": "123", "properties": CUSTOMER},
+            "context": {"purpose": "care"},
+            "evaluations": [
+                {"action": {"name": "read", "properties": {"field": f}}}
+                for f in ("email", "diagnosis", "city")
+            ],
+            "options": {"evaluations_semantic": "execute_all"},
+        },
+    )
+    assert [e["decision"] for e in batch["evaluations"]] == [True, False, True]
+
+    try:
+        call(evaluate, "acd_not-a-token", {})
+        raise AssertionError("expected 401")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 401 and json.load(exc)["error"] == "unauthorized"
+
+    # clean shutdown: every decision made so far (7 single + 3 batch) is in the log
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    with loaded_db.session() as s:
+        assert s.scalar(select(func.count(DecisionLog.id))) == 10

@@ -1,0 +1,102 @@
+"""AuthZEN search endpoints (with paging) and the well-known configuration."""
+
+from __future__ import annotations
+
+from api_helpers import CUSTOMER
+
+
+def test_configuration_lists_the_endpoints(client):
+    r = client.get("/.well-known/authzen-configuration")
+    assert r.status_code == 200
+    cfg = r.json
+    assert cfg["policy_decision_point"] == "http://localhost"
+    assert cfg["access_evaluation_endpoint"] == "http://localhost/access/v1/evaluation"
+    for key in (
+        "access_evaluations_endpoint",
+        "search_subject_endpoint",
+        "search_resource_endpoint",
+        "search_action_endpoint",
+    ):
+        assert cfg[key].startswith("http://localhost/access/v1/")
+
+
+def test_subject_search_finds_who_may_read_the_iban(client, auth):
+    body = {
+        "subject": {"type": "user"},
+        "resource": {"type": "customer", "id": "123", "properties": CUSTOMER},
+        "action": {"name": "read", "properties": {"field": "iban"}},
+        "context": {"purpose": "billing"},
+    }
+    r = client.post("/access/v1/search/subject", json=body, headers=auth)
+    assert r.status_code == 200
+    assert r.json["results"] == [{"type": "user", "id": "b.huber"}]
+    assert r.json["page"] == {"next_token": "", "count": 1, "total": 1}
+
+
+def test_subject_search_pages(client, auth):
+    body = {
+        "subject": {"type": "user"},
+        "resource": {"type": "customer", "id": "123", "properties": CUSTOMER},
+        "action": {"name": "read", "properties": {"field": "client_id"}},
+        "context": {"purpose": "care"},
+        "page": {"limit": 1},
+    }
+    seen = []
+    for _ in range(10):
+        r = client.post("/access/v1/search/subject", json=body, headers=auth).json
+        seen += [s["id"] for s in r["results"]]
+        if not r["page"]["next_token"]:
+            break
+        body["page"]["token"] = r["page"]["next_token"]
+    assert r["page"]["total"] == len(seen) >= 2  # reception and the therapists of record
+    assert len(set(seen)) == len(seen)
+
+
+def test_bad_page_token_is_400(client, auth):
+    body = {
+        "subject": {"type": "user"},
+        "resource": {"type": "customer", "id": "1"},
+        "action": {"name": "read"},
+        "page": {"token": "not-a-token!"},
+    }
+    r = client.post("/access/v1/search/subject", json=body, headers=auth)
+    assert r.status_code == 400
+    assert r.json["pointer"] == "/page/token"
+
+
+def test_resource_search_lists_visible_fields(client, auth):
+    body = {
+        "subject": {"type": "user", "id": "r.schmidt"},
+        "resource": {"type": "customer", "id": "123", "properties": CUSTOMER},
+        "action": {"name": "read"},
+        "context": {"purpose": "care"},
+    }
+    r = client.post("/access/v1/search/resource", json=body, headers=auth)
+    fields = {x["properties"]["field"]: x["properties"]["effect"] for x in r.json["results"]}
+    assert fields["iban"] == "mask" and fields["email"] == "allow" and "diagnosis" not in fields
+
+
+def test_action_search_lists_allowed_actions(client, auth):
+    body = {
+        "subject": {"type": "user", "id": "r.schmidt"},
+        "resource": {"type": "customer", "id": "123", "properties": CUSTOMER},
+        "context": {"purpose": "care"},
+    }
+    r = client.post("/access/v1/search/action", json=body, headers=auth)
+    assert r.json["results"] == [{"name": "read"}, {"name": "update"}]
+    body["context"]["purpose"] = "marketing"
+    assert client.post("/access/v1/search/action", json=body, headers=auth).json["results"] == []
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").json == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json["policy_revision"] == 1
+    assert ready.json["decision_log"]["dropped"] == 0
+
+
+def test_openapi_document_is_served(client):
+    doc = client.get("/openapi.json").json
+    assert doc["openapi"].startswith("3.")
+    assert "/access/v1/evaluation" in doc["paths"] and "/access/v1/fields" in doc["paths"]

@@ -1,0 +1,121 @@
+"""The ``accessd sync`` commands and the scheduler's jobs, end to end against slapd."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from click.testing import CliRunner
+from ldap_server import SERVICE_PASSWORD
+from sqlalchemy import select
+
+from accessd.cli import main
+from accessd.models import Account, SyncRun
+
+
+@pytest.fixture
+def cli(db, people, ldap_server):
+    env = {
+        "ACCESSD_DATABASE_URL": db.url,
+        "ACCESSD_LDAP_URL": ldap_server.url(),
+        "ACCESSD_LDAP_BIND_DN": ldap_server.bind_dn("sync"),
+        "ACCESSD_LDAP_BIND_PASSWORD": SERVICE_PASSWORD,
+        "ACCESSD_LDAP_USER_BASE": people.people,
+        "ACCESSD_LDAP_GROUP_BASE": people.groups,
+        "ACCESSD_LDAP_GROUP_ROLES": json.dumps({"billing": ["billing"]}),
+        "ACCESSD_SYNC_PROGRESS_EVERY": "2",
+    }
+
+    def run(*args):
+        return CliRunner(env=env).invoke(main, list(args), catch_exceptions=False)
+
+    return run
+
+
+def test_sync_dry_run_prints_the_plan_and_changes_nothing(cli, people, db):
+    people.group("billing", people.add("alice"))
+    people.add("bob")
+
+    out = cli("sync", "--dry-run")
+
+    assert out.exit_code == 0, out.output
+    assert "sync dry run 1: succeeded; 2 people read; join 2" in out.output
+    assert "join alice (uid=alice," in out.output and "with billing" in out.output
+    assert "... 2 directory entries read" in out.output  # the progress line
+    with db.session() as s:
+        assert s.scalars(select(Account)).all() == []
+
+
+def test_sync_runs_lists_runs_and_approve_applies_once_with_a_clear_second_error(cli, people, db):
+    dns = [people.add(f"p{i}") for i in range(20)]
+    assert cli("sync").exit_code == 0
+    for dn in dns[:7]:
+        people.delete(dn)
+
+    out = cli("sync")
+    assert "pending_approval" in out.output and "accessd sync approve 2" in out.output
+
+    listed = cli("sync", "runs").output.splitlines()
+    assert listed[0].startswith("2\t") and "pending_approval" in listed[0] and "leave=7" in listed[0]
+    assert listed[1].startswith("1\t") and "succeeded" in listed[1] and "join=20" in listed[1]
+    assert "disable p0: directory: gone from the directory" in cli("sync", "show", "2").output
+
+    first = cli("sync", "approve", "2")
+    assert first.exit_code == 0 and "approved and applied: leave 7" in first.output
+    second = cli("sync", "approve", "2")
+    assert second.exit_code == 2
+    assert "error: sync run 2 was already applied at" in second.output
+
+
+def test_a_failed_sync_exits_1_with_the_reason(cli, people, db):
+    people.add("alice")
+    assert cli("sync").exit_code == 0
+    people.delete(people.dn("alice"))
+
+    out = cli("sync")
+
+    assert out.exit_code == 1 and "returned no people" in out.output
+    with db.session() as s:
+        assert s.scalars(select(SyncRun.status).order_by(SyncRun.id)).all() == ["succeeded", "failed"]
+
+
+def test_the_offboard_command_is_idempotent(cli, people, db):
+    people.add("alice")
+    cli("sync")
+    assert "alice: offboarded" in cli("offboard", "alice", "--reason", "left").output
+    assert "already offboarded" in cli("offboard", "alice", "--reason", "left").output
+    assert cli("offboard", "nobody", "--reason", "x").exit_code == 2
+
+
+def test_the_scheduler_registers_incremental_full_and_expiry_jobs(settings):
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from accessd import jobs
+
+    sched = BackgroundScheduler(timezone="UTC")
+    jobs.register(sched, settings)
+    by_id = {j.id: j for j in sched.get_jobs()}
+    assert set(by_id) == {"ldap-incremental", "ldap-full", "expire-ended"}
+    assert by_id["ldap-incremental"].trigger.interval == dt.timedelta(minutes=5)
+    assert "hour='2'" in str(by_id["ldap-full"].trigger)
+
+
+def test_the_scheduled_sync_job_runs_the_same_sync_and_the_sweep_offboards_past_end_dates(
+    settings, people, db
+):
+    from accessd import jobs
+
+    people.add("alice")
+    people.add("bob")
+    assert jobs.directory_sync(db, settings, "full").counts == {"join": 2}
+    assert jobs.directory_sync(db, settings, "incremental").counts == {}
+    with db.session() as s:
+        s.scalar(select(Account).where(Account.subject_id == "bob")).end_date = (
+            dt.date.today() - dt.timedelta(1)
+        )
+
+    assert jobs.expire_ended_accounts(db) == 1
+    assert jobs.expire_ended_accounts(db) == 0
+    with db.session() as s:
+        assert s.scalar(select(Account.status).where(Account.subject_id == "bob")) == "disabled"
