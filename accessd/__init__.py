@@ -51,7 +51,9 @@ def create_app(settings: Settings | dict | None = None) -> Flask:
     app.extensions["accessd"] = Services(settings)
 
     from accessd.web import errors
+    from accessd.web.sessions import BrowserOnlySessionInterface
 
+    app.session_interface = BrowserOnlySessionInterface()
     errors.init_app(app)
     for blueprint in _blueprints():
         app.register_blueprint(blueprint)

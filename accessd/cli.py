@@ -238,30 +238,18 @@ def token_list(c: Context):
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int)
-@click.option("--threads", default=4, show_default=True, type=int, help="threads per worker (gthread)")
+@click.option("--threads", default=1, show_default=True, type=int, help="threads per worker (>1: gthread)")
 def serve(host: str, port: int, workers: int, threads: int):
-    """Run the service under gunicorn (the worker-exit hook flushes the decision log)."""
+    """Run the service under gunicorn (the worker-exit hook flushes the decision log).
+
+    Sync workers are the default: measured with bench/http.py they give the best single-decision
+    throughput and tail latency here (threads contend for the GIL with the decision-log writer).
+    Run more workers than cores behind a buffering proxy for slow clients."""
     import os
 
-    os.execvp(
-        sys.executable,
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "python:accessd.gunicorn_conf",
-            "-w",
-            str(workers),
-            "-k",
-            "gthread",
-            "--threads",
-            str(threads),
-            "-b",
-            f"{host}:{port}",
-            "wsgi:app",
-        ],
-    )
+    worker = ["-k", "gthread", "--threads", str(threads)] if threads > 1 else ["-k", "sync"]
+    command = ["-m", "gunicorn", "-c", "python:accessd.gunicorn_conf", "-w", str(workers), *worker]
+    os.execvp(sys.executable, [sys.executable, *command, "-b", f"{host}:{port}", "wsgi:app"])
 
 
 def _safe_url(url: str) -> str:

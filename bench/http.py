@@ -1,6 +1,6 @@
 """HTTP benchmark: accessd under gunicorn (2 workers) against Cerbos, same machine, same run.
 
-    .venv/bin/python bench/http.py [--duration 10] [--connections 16] [--worker-class gthread]
+    .venv/bin/python bench/http.py [--duration 10] [--connections 16] [--worker-class sync|gthread]
 
 Sets up its own SQLite database (bench/.scratch/), the demo policy, demo employees and an API
 token; installs Cerbos (``@cerbos/cerbos-linux-x64`` from npm) into bench/.scratch/ and serves
@@ -134,12 +134,14 @@ def accessd_bodies() -> dict[str, tuple[str, str, int]]:
         "action": {"name": "read"},
         "context": {"purpose": "care"},
         "records": [{"type": "customer", "id": str(i), "properties": record(i)} for i in range(50)],
-        "options": {"return_records": True},
     }
+    # the same call returning the records masked server-side (no Cerbos equivalent; reported only)
+    rendered = dict(fields, options={"return_records": True})
     return {
         "single": ("/access/v1/evaluation", json.dumps(single), 1),
         "batch50": ("/access/v1/evaluations", json.dumps(batch), 50),
         "fields50": ("/access/v1/fields", json.dumps(fields), 50 * len(FIELDS)),
+        "records50": ("/access/v1/fields", json.dumps(rendered), 50 * len(FIELDS)),
     }
 
 
@@ -212,6 +214,14 @@ def install_cerbos() -> Path:
     return CERBOS_BIN
 
 
+GET_LUA = """
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %d %d %d %d %d %d %d\\n", summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), summary.errors.status, summary.errors.connect
+    + summary.errors.read + summary.errors.write, summary.errors.timeout))
+end
+"""
+
 LUA = """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -228,11 +238,14 @@ end
 
 
 def run_wrk(base: str, path: str, body: str, token: str | None, workdir: Path, name: str, args) -> dict:
-    body_file = workdir / f"{name}.json"
-    body_file.write_text(body)
     script = workdir / f"{name}.lua"
-    auth = f'wrk.headers["Authorization"] = "Bearer {token}"' if token else ""
-    script.write_text(LUA.format(auth=auth, body=body_file))
+    if body is None:  # a plain GET (the bare-handler baseline)
+        script.write_text(GET_LUA)
+    else:
+        body_file = workdir / f"{name}.json"
+        body_file.write_text(body)
+        auth = f'wrk.headers["Authorization"] = "Bearer {token}"' if token else ""
+        script.write_text(LUA.format(auth=auth, body=body_file))
     # warm-up, then the measured run
     subprocess.run(
         ["wrk", "-t2", f"-c{args.connections}", "-d2s", "-s", str(script), base + path],
@@ -299,7 +312,12 @@ def main() -> int:
     )
     parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--worker-class", default="gthread", choices=["sync", "gthread"])
+    parser.add_argument(
+        "--worker-class",
+        default="sync",
+        choices=["sync", "gthread"],
+        help="gunicorn worker class (sync is accessd serve's default)",
+    )
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (gthread)")
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -371,6 +389,12 @@ def main() -> int:
             c = run_wrk(cerbos, cpath, cbody, None, workdir, f"cerbos-{name}", args)
             a["dps"], c["dps"] = a["rps"] * per, c["rps"] * cper
             results[name] = (a, c)
+        # context, not targets: the same server answering GET /healthz (a bare Flask handler),
+        # and the field-mask call that also returns the records masked server-side
+        bare = run_wrk(base, "/healthz", None, None, workdir, "accessd-bare", args)
+        path, body, per = ours_w["records50"]
+        rendered = run_wrk(base, path, body, token, workdir, "accessd-records50", args)
+        rendered["dps"] = rendered["rps"] * per
 
         print(
             f"\n{'workload':<9} {'server':<8} {'req/s':>9} {'decisions/s':>12} {'p50 ms':>8} {'p99 ms':>8} "
@@ -382,7 +406,18 @@ def main() -> int:
                     f"{name:<9} {who:<8} {r['rps']:>9.0f} {r['dps']:>12.0f} {r['p50_ms']:>8.2f} "
                     f"{r['p99_ms']:>8.2f} {r['errors']:>6}"
                 )
-        print("\nratios accessd/Cerbos:")
+        print(
+            f"{'records50':<9} {'accessd':<8} {rendered['rps']:>9.0f} {rendered['dps']:>12.0f} "
+            f"{rendered['p50_ms']:>8.2f} {rendered['p99_ms']:>8.2f} {rendered['errors']:>6}"
+            "   (fields50 + masked records returned)"
+        )
+        print(
+            f"{'bare':<9} {'accessd':<8} {bare['rps']:>9.0f} {'-':>12} {bare['p50_ms']:>8.2f} "
+            f"{bare['p99_ms']:>8.2f} {bare['errors']:>6}   (GET /healthz: Flask+gunicorn ceiling)"
+        )
+        a1 = results["single"][0]
+        print(f"\nsingle evaluation / bare handler: {a1['rps'] / bare['rps']:.2f}x")
+        print("ratios accessd/Cerbos:")
         for name, (a, c) in results.items():
             print(
                 f"  {name:<9} decisions/s {a['dps'] / c['dps']:.2f}x   p99 {a['p99_ms'] / c['p99_ms']:.2f}x"
