@@ -2,7 +2,8 @@
 
 Job functions call the same service functions as the CLI. ``register(scheduler, settings)``
 adds: an incremental directory sync every ``sync.incremental_minutes``, a full sync on
-``sync.full_cron``, and a daily sweep that offboards accounts whose end date has passed.
+``sync.full_cron``, a daily sweep that offboards accounts whose end date has passed, and a daily
+purge of decision records older than ``decision_log.retention_days``.
 Directory jobs never overlap: a run that finds another one in progress is skipped.
 """
 
@@ -54,6 +55,16 @@ def expire_ended_accounts(db: Database, today: dt.date | None = None) -> int:
     return done
 
 
+def purge_decision_log(db: Database, retention_days: int) -> int:
+    """Delete decision records older than the configured retention."""
+    from accessd import decision_log
+
+    with db.session() as s:
+        removed = decision_log.purge(s, retention_days)
+    log.info("decision log: purged %d records older than %d days", removed, retention_days)
+    return removed
+
+
 def register(scheduler, settings: Settings, db: Database | None = None) -> None:
     """Add the jobs to an APScheduler scheduler."""
     from apscheduler.triggers.cron import CronTrigger
@@ -84,5 +95,13 @@ def register(scheduler, settings: Settings, db: Database | None = None) -> None:
         args=[db],
         id="expire-ended",
         name="offboard accounts past their end date",
+        **common,
+    )
+    scheduler.add_job(
+        purge_decision_log,
+        CronTrigger(hour=3, minute=30, timezone=settings.timezone),
+        args=[db, settings.decision_log.retention_days],
+        id="decision-log-retention",
+        name="purge decision records past their retention",
         **common,
     )

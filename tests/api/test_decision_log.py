@@ -153,3 +153,40 @@ def test_purge_deletes_only_entries_past_retention(loaded_db):
         main, ["decisions", "purge", "--days", "1"], env={"ACCESSD_DATABASE_URL": loaded_db.url}
     )
     assert result.exit_code == 0 and "deleted 0" in result.output
+
+
+def test_the_scheduled_retention_job_purges_old_decisions(loaded_db):
+    from accessd import jobs
+
+    writer = DecisionLogWriter(loaded_db, DecisionLogSettings())
+    writer.record(
+        dt.datetime(2020, 1, 1),
+        "old",
+        "crm",
+        "b.huber",
+        "read",
+        "customer",
+        "1",
+        None,
+        "care",
+        "allow",
+        "allowed",
+        1,
+    )
+    writer.record(
+        dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        "new",
+        "crm",
+        "b.huber",
+        "read",
+        "customer",
+        "1",
+        None,
+        "care",
+        "allow",
+        "allowed",
+        1,
+    )
+    writer.close()
+    assert jobs.purge_decision_log(loaded_db, retention_days=400) == 1
+    assert [r.decision_id for r in rows(loaded_db)] == ["new"]

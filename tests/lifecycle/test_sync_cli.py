@@ -96,7 +96,7 @@ def test_the_scheduler_registers_incremental_full_and_expiry_jobs(settings):
     sched = BackgroundScheduler(timezone="UTC")
     jobs.register(sched, settings)
     by_id = {j.id: j for j in sched.get_jobs()}
-    assert set(by_id) == {"ldap-incremental", "ldap-full", "expire-ended"}
+    assert set(by_id) == {"ldap-incremental", "ldap-full", "expire-ended", "decision-log-retention"}
     assert by_id["ldap-incremental"].trigger.interval == dt.timedelta(minutes=5)
     assert "hour='2'" in str(by_id["ldap-full"].trigger)
 
