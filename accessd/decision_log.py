@@ -24,6 +24,7 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
@@ -91,49 +92,11 @@ class DecisionLogWriter:
 
     # -- request path ---------------------------------------------------------------------------
 
-    def record(
-        self,
-        at,
-        decision_id,
-        client,
-        subject_id,
-        action,
-        resource_type,
-        resource_id,
-        fields,
-        purpose,
-        decision,
-        reason,
-        revision,
-    ) -> None:
-        """Queue one decision (a tuple append; no I/O)."""
-        if not self.enabled:
-            return
-        if self._pid != os.getpid():
-            self._start()
-        if len(self._buffer) >= self.buffer_size:
-            self._overflow(1)
-            return
-        self._buffer.append(
-            (
-                at,
-                decision_id,
-                client,
-                subject_id,
-                action,
-                resource_type,
-                resource_id,
-                fields,
-                purpose,
-                decision,
-                reason,
-                revision,
-            )
-        )
-        if len(self._buffer) >= self.batch_size:
-            self._wake.set()
+    def record(self, *entry) -> None:
+        """Queue one decision: the values of ``COLUMNS`` in order (a tuple append; no I/O)."""
+        self.record_many((entry,))
 
-    def record_many(self, rows: list[tuple]) -> None:
+    def record_many(self, rows: Sequence[tuple]) -> None:
         """Queue several decisions (same column order as ``record``)."""
         if not self.enabled or not rows:
             return

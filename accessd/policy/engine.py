@@ -212,10 +212,7 @@ class Engine:
         properties: Mapping = _EMPTY,
         today: date | None = None,
     ) -> Decision:
-        if today is None:
-            today = date.today()
-        elif isinstance(today, str):
-            today = date.fromisoformat(today)
+        today = _as_date(today)
         bad = self._status(subject, today) or self._vocab(rtype, action, purpose)
         if bad:
             return self._pre[bad]
@@ -372,10 +369,7 @@ class Engine:
         One pass per record: each distinct condition is evaluated at most once per record (a
         condition that reads ``r.field`` once per field it guards); records with the same
         condition outcomes share one RecordMask object."""
-        if today is None:
-            today = date.today()
-        elif isinstance(today, str):
-            today = date.fromisoformat(today)
+        today = _as_date(today)
         bad = self._status(subject, today) or self._vocab(rtype, action, purpose)
         if bad:
             whole = RecordMask((), (), self._fields.get(rtype, ()), bad, _EMPTY)
@@ -480,3 +474,10 @@ def _summary(reasons: set[str]) -> str:
         if r in reasons:
             return r
     return "no_matching_rule"
+
+
+def _as_date(today: date | str | None) -> date:
+    """``today`` as a date: None means the current date, a string is an ISO date."""
+    if today is None:
+        return date.today()
+    return date.fromisoformat(today) if isinstance(today, str) else today
