@@ -45,6 +45,7 @@ MAX_ID = 200
 MAX_NAME = 64
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
+FIELDS_CAPABILITY = "urn:accessd:capability:field-masks"
 
 
 # --------------------------------------------------------------------------------------------
@@ -582,7 +583,10 @@ class DecisionService:
             "search_subject_endpoint": f"{base}/access/v1/search/subject",
             "search_resource_endpoint": f"{base}/access/v1/search/resource",
             "search_action_endpoint": f"{base}/access/v1/search/action",
-            "capabilities": [f"{base}/access/v1/fields"],
+            # capabilities are identifiers (AuthZEN §9); the field-mask call is accessd's own
+            # extension, advertised with its endpoint in an extra member clients may ignore
+            "capabilities": [FIELDS_CAPABILITY],
+            "accessd_fields_endpoint": f"{base}/access/v1/fields",
         }
 
 

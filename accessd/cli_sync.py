@@ -162,7 +162,7 @@ def offboard(c: Context, subject_id: str, reason: str, effective):
 @click.command()
 @pass_ctx
 def scheduler(c: Context):
-    """Run the scheduled jobs (directory syncs, end-date sweep) until interrupted."""
+    """Run the scheduled jobs (directory syncs, end-date sweep, log retention) until interrupted."""
     import logging
 
     from apscheduler.schedulers.blocking import BlockingScheduler
@@ -175,5 +175,7 @@ def scheduler(c: Context):
     jobs.register(sched, c.settings, c.db)
     for job in sched.get_jobs():
         click.echo(f"scheduled: {job.name} ({job.trigger})")
+    if not c.settings.ldap.url:
+        click.echo("not scheduled: directory syncs (set ldap.url / ACCESSD_LDAP_URL to enable them)")
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         sched.start()

@@ -18,6 +18,8 @@ def test_configuration_lists_the_endpoints(client):
         "search_action_endpoint",
     ):
         assert cfg[key].startswith("http://localhost/access/v1/")
+    assert "urn:accessd:capability:field-masks" in cfg["capabilities"]
+    assert cfg["accessd_fields_endpoint"] == "http://localhost/access/v1/fields"
 
 
 def test_subject_search_finds_who_may_read_the_iban(client, auth):
