@@ -1,7 +1,6 @@
 """/healthz (process up) and /readyz (database reachable, a policy revision loaded)."""
 
 from flask import Blueprint, current_app, jsonify
-from sqlalchemy import text
 
 bp = Blueprint("health", __name__)
 
@@ -15,8 +14,7 @@ def healthz():
 def readyz():
     services = current_app.extensions["accessd"]
     try:
-        with services.db.session() as s:
-            s.execute(text("SELECT 1"))
+        services.db.ping()
     except Exception:  # noqa: BLE001 - any failure means "not ready"; details go to the log
         current_app.logger.exception("readiness: database unreachable")
         return jsonify(status="unavailable", database="unreachable"), 503
