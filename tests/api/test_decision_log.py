@@ -159,34 +159,11 @@ def test_the_scheduled_retention_job_purges_old_decisions(loaded_db):
     from accessd import jobs
 
     writer = DecisionLogWriter(loaded_db, DecisionLogSettings())
-    writer.record(
-        dt.datetime(2020, 1, 1),
-        "old",
-        "crm",
-        "b.huber",
-        "read",
-        "customer",
-        "1",
-        None,
-        "care",
-        "allow",
-        "allowed",
-        1,
-    )
-    writer.record(
-        dt.datetime.now(dt.UTC).replace(tzinfo=None),
-        "new",
-        "crm",
-        "b.huber",
-        "read",
-        "customer",
-        "1",
-        None,
-        "care",
-        "allow",
-        "allowed",
-        1,
-    )
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    for at, decision_id in ((dt.datetime(2020, 1, 1), "old"), (now, "new")):
+        writer.record(
+            at, decision_id, "crm", "b.huber", "read", "customer", "1", None, "care", "allow", "allowed", 1
+        )
     writer.close()
     assert jobs.purge_decision_log(loaded_db, retention_days=400) == 1
     assert [r.decision_id for r in rows(loaded_db)] == ["new"]
