@@ -247,9 +247,10 @@ def serve(host: str, port: int, workers: int, threads: int):
     Run more workers than cores behind a buffering proxy for slow clients."""
     import os
 
-    worker = ["-k", "gthread", "--threads", str(threads)] if threads > 1 else ["-k", "sync"]
-    command = ["-m", "gunicorn", "-c", "python:accessd.gunicorn_conf", "-w", str(workers), *worker]
-    os.execvp(sys.executable, [sys.executable, *command, "-b", f"{host}:{port}", "wsgi:app"])
+    from accessd import gunicorn_conf
+
+    command = gunicorn_conf.argv(f"{host}:{port}", workers, threads)
+    os.execvp(command[0], command)
 
 
 def _safe_url(url: str) -> str:

@@ -11,3 +11,25 @@ def worker_exit(server, worker):
     from accessd.decision_log import close_all
 
     close_all()
+
+
+def argv(bind: str, workers: int = 2, threads: int = 1, *extra: str) -> list[str]:
+    """The command that serves accessd under gunicorn with this config (used by ``accessd serve``,
+    the HTTP bench and the tests). ``threads > 1`` selects gthread workers, else sync workers."""
+    import sys
+
+    worker = ["-k", "gthread", "--threads", str(threads)] if threads > 1 else ["-k", "sync"]
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-c",
+        "python:accessd.gunicorn_conf",
+        "-w",
+        str(workers),
+        *worker,
+        "-b",
+        bind,
+        *extra,
+        "wsgi:app",
+    ]

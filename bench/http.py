@@ -337,22 +337,11 @@ def main() -> int:
             ACCESSD_INSTANCE_PATH=str(workdir),
             ACCESSD_SECRET_KEY="bench-" + "x" * 32,
         )
-        gunicorn = [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-w",
-            "2",
-            "-b",
-            f"127.0.0.1:{port}",
-            "-c",
-            "python:accessd.gunicorn_conf",
-            "--log-level",
-            "warning",
-        ]
-        if args.worker_class == "gthread":
-            gunicorn += ["-k", "gthread", "--threads", str(args.threads)]
-        procs.append(subprocess.Popen([*gunicorn, "wsgi:app"], cwd=ROOT, env=env))
+        from accessd import gunicorn_conf
+
+        threads = args.threads if args.worker_class == "gthread" else 1
+        command = gunicorn_conf.argv(f"127.0.0.1:{port}", 2, threads, "--log-level", "warning")
+        procs.append(subprocess.Popen(command, cwd=ROOT, env=env))
         base = f"http://127.0.0.1:{port}"
         wait_http(base + "/healthz", procs[-1], "gunicorn")
 

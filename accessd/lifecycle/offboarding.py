@@ -44,18 +44,17 @@ def offboard(
         old = account.end_date
         account.end_date = effective
         account.updated_at = now
-        _event(session, account, "leaver_scheduled", reason, source, actor, now)
-        audit.record(
+        _record(
             session,
-            actor,
+            account,
+            "leaver_scheduled",
             "account.schedule_departure",
-            _target(account),
-            {
-                "reason": reason,
-                "source": source,
-                "end_date": effective.isoformat(),
-                "previous_end_date": old.isoformat() if old else None,
-            },
+            reason,
+            source,
+            actor,
+            now,
+            end_date=effective.isoformat(),
+            previous_end_date=old.isoformat() if old else None,
         )
         return True
 
@@ -71,15 +70,18 @@ def offboard(
         account.end_date = effective
     account.session_epoch = (account.session_epoch or 0) + 1
     account.updated_at = now
-    _event(session, account, "leaver", reason, source, actor, now)
-    audit.record(
+    _record(
         session,
-        actor,
+        account,
+        "leaver",
         "account.offboard",
-        _target(account),
-        {"reason": reason, "source": source, "previous_status": was, "removed_roles": removed},
+        reason,
+        source,
+        actor,
+        now,
+        previous_status=was,
+        removed_roles=removed,
     )
-    session.flush()
     return True
 
 
@@ -116,27 +118,32 @@ def reenable(
             granted.append(role)
     account.session_epoch = (account.session_epoch or 0) + 1
     account.updated_at = now
-    _event(session, account, "rehire", reason, source, actor, now)
-    audit.record(
-        session,
-        actor,
-        "account.reenable",
-        _target(account),
-        {"reason": reason, "source": source, "roles": sorted(granted)},
-    )
-    session.flush()
+    _record(session, account, "rehire", "account.reenable", reason, source, actor, now, roles=sorted(granted))
     return True
 
 
-def _event(
-    session: Session, account: Account, kind: str, reason: str, source: str, actor: str, at: dt.datetime
+def _record(
+    session: Session,
+    account: Account,
+    kind: str,
+    action: str,
+    reason: str,
+    source: str,
+    actor: str,
+    at: dt.datetime,
+    **detail,
 ) -> None:
+    """The lifecycle event and the audit record every change writes."""
     session.add(
         LifecycleEvent(
             account_id=account.id, kind=kind, reason=reason[:200], source=source, actor=actor, at=at
         )
     )
-
-
-def _target(account: Account) -> str:
-    return f"account:{account.subject_id}"
+    audit.record(
+        session,
+        actor,
+        action,
+        f"account:{account.subject_id}",
+        {"reason": reason, "source": source, **detail},
+    )
+    session.flush()

@@ -790,31 +790,24 @@ def run_sync(
         f"(more than {settings.sync.approval_min_accounts} and more than "
         f"{settings.sync.approval_min_ratio:.0%}); approve with `accessd sync approve {run_id}`"
     )
-    if dry_run:
-        reason = f"dry run; a real run {approval_reason}" if needs_approval else "dry run"
+    if dry_run or needs_approval:
+        # the plan is stored either way: a dry run to show it, a held run to apply it on approval
+        if dry_run:
+            status = "succeeded"
+            reason = f"dry run; a real run {approval_reason}" if needs_approval else "dry run"
+        else:
+            status, reason = "pending_approval", approval_reason
         _finish(
             db,
             run_id,
-            status="succeeded",
+            status=status,
             reason=reason,
             seen=seen,
             counts=counts,
             plan=plan.to_json(),
             high_water_mark=plan.high_water_mark,
         )
-        return SyncResult(run_id, "succeeded", reason, True, seen, plan, counts)
-    if needs_approval:
-        _finish(
-            db,
-            run_id,
-            status="pending_approval",
-            reason=approval_reason,
-            seen=seen,
-            counts=counts,
-            plan=plan.to_json(),
-            high_water_mark=plan.high_water_mark,
-        )
-        return SyncResult(run_id, "pending_approval", approval_reason, False, seen, plan, counts)
+        return SyncResult(run_id, status, reason, dry_run, seen, plan, counts)
 
     t2 = time.perf_counter()
     with db.session() as s:

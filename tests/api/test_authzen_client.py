@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -17,6 +16,7 @@ import pytest
 from api_helpers import CUSTOMER, free_port
 from sqlalchemy import func, select
 
+from accessd import gunicorn_conf
 from accessd.models import DecisionLog
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,18 +32,7 @@ def server(loaded_db, people, token, tmp_path):
         ACCESSD_SECRET_KEY="x" * 32,
     )
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-w",
-            "2",
-            "-b",
-            f"127.0.0.1:{port}",
-            "-c",
-            "python:accessd.gunicorn_conf",
-            "wsgi:app",
-        ],
+        gunicorn_conf.argv(f"127.0.0.1:{port}"),
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
