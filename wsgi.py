@@ -1,5 +1,3 @@
-"""WSGI entry point: ``gunicorn wsgi:app``."""
+"""Kept for ``gunicorn wsgi:app`` from the repository root; the entry point is accessd.wsgi."""
 
-from accessd import create_app
-
-app = create_app()
+from accessd.wsgi import app  # noqa: F401

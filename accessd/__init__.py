@@ -7,10 +7,19 @@ threads (the decision-log writer starts lazily in the worker that uses it; jobs 
 
 from __future__ import annotations
 
+import secrets
+
 from flask import Flask
 
 from accessd.config import Settings, load_settings
 from accessd.db import Database
+from accessd.decision_log import DecisionLogWriter
+from accessd.pdp.service import DecisionService
+from accessd.revisions import EngineHolder
+from accessd.subjects import SubjectCache
+from accessd.tokens import TokenCache
+from accessd.web import authzen, decisions_api, errors, health, openapi
+from accessd.web.sessions import BrowserOnlySessionInterface
 
 
 class Services:
@@ -18,16 +27,8 @@ class Services:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        from accessd.revisions import EngineHolder
-
         self.db = Database(settings.effective_database_url)
         self.engines = EngineHolder(self.db)
-
-        from accessd.authzen import DecisionService
-        from accessd.decision_log import DecisionLogWriter
-        from accessd.subjects import SubjectCache
-        from accessd.tokens import TokenCache
-
         # per-process caches: no database round trip on the decision path
         self.subjects = SubjectCache(self.db)
         self.tokens = TokenCache(self.db, ttl_seconds=settings.api.token_cache_seconds)
@@ -46,37 +47,20 @@ def create_app(settings: Settings | dict | None = None) -> Flask:
     if not isinstance(settings, Settings):
         settings = load_settings(overrides=settings)
     app = Flask(__name__, template_folder="../templates", instance_path=settings.instance_path)
-    app.config["SECRET_KEY"] = settings.secret_key or _ephemeral_secret()
+    # without a configured key (tests, one-off tools) sessions last as long as the process;
+    # `accessd serve` refuses to start without one
+    app.config["SECRET_KEY"] = settings.secret_key or secrets.token_hex(32)
     app.config["MAX_CONTENT_LENGTH"] = settings.api.max_body_bytes
+    # Lax, not Strict: a link into the admin UI (from a ticket or an e-mail) keeps the login;
+    # cross-site form posts are refused either way (SameSite and CSRF tokens)
+    for prefix in ("SESSION", "REMEMBER"):  # Flask's session and Flask-Login's remember-me
+        app.config[f"{prefix}_COOKIE_SECURE"] = settings.session_cookie_secure
+        app.config[f"{prefix}_COOKIE_HTTPONLY"] = True
+        app.config[f"{prefix}_COOKIE_SAMESITE"] = "Lax"
     app.extensions["accessd"] = Services(settings)
-
-    from accessd.web import errors
-    from accessd.web.sessions import BrowserOnlySessionInterface
 
     app.session_interface = BrowserOnlySessionInterface()
     errors.init_app(app)
-    for blueprint in _blueprints():
-        app.register_blueprint(blueprint)
+    for module in (health, authzen, openapi, decisions_api):
+        app.register_blueprint(module.bp)
     return app
-
-
-def _blueprints():
-    """Blueprints that exist; each web module exposes ``bp``."""
-    import importlib
-
-    found = []
-    for name in ("health", "authzen", "openapi", "decisions_api", "scim", "hooks", "admin"):
-        try:
-            module = importlib.import_module(f"accessd.web.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"accessd.web.{name}":
-                raise
-            continue
-        found.append(module.bp)
-    return found
-
-
-def _ephemeral_secret() -> str:
-    import secrets
-
-    return secrets.token_hex(32)

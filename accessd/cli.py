@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import click
+from sqlalchemy.exc import DBAPIError
 
 from accessd.config import Settings, load_settings
 from accessd.db import Database
@@ -49,13 +50,23 @@ def actor() -> str:
 
 
 class Group(click.Group):
-    """Turns accessd errors into a one-line message and exit code 2 instead of a traceback."""
+    """Turns accessd errors into a one-line message and exit code 2 instead of a traceback; so
+    too a database that cannot be reached or has no (current) schema."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except AccessdError as exc:
             click.echo(f"error: {exc.message}", err=True)
+            sys.exit(2)
+        except DBAPIError as exc:
+            # the driver's first line says what failed (no password: drivers never print it)
+            reason = str(exc.orig).strip().splitlines()[0][:300] if exc.orig else type(exc).__name__
+            click.echo(
+                f"error: the database failed: {reason} (is it reachable, and is its schema current? "
+                "run `accessd init`)",
+                err=True,
+            )
             sys.exit(2)
 
 
@@ -102,6 +113,8 @@ def config_check():
     problems = settings.validate()
     for p in problems:
         click.echo(f"invalid: {p}", err=True)
+    for w in settings.warnings():
+        click.echo(f"warning: {w}", err=True)
     if problems:
         sys.exit(2)
     click.echo("configuration ok")
@@ -199,14 +212,15 @@ def token():
 @token.command("create")
 @click.option("--name", required=True, help="the client's name (unique)")
 @click.option("--scope", required=True, type=click.Choice(["decide", "admin", "hr"]))
+@click.option("--default-purpose", help="purpose assumed when this client's request names none")
 @pass_ctx
-def token_create(c: Context, name: str, scope: str):
+def token_create(c: Context, name: str, scope: str, default_purpose: str | None):
     """Create a client; its token is printed once and stored only as a hash."""
     from accessd import tokens
 
     c.db.upgrade()
     with c.db.session() as s:
-        secret = tokens.create(s, name, scope)
+        secret = tokens.create(s, name, scope, default_purpose)
     click.echo(secret)
 
 
@@ -214,7 +228,7 @@ def token_create(c: Context, name: str, scope: str):
 @click.option("--name", required=True)
 @pass_ctx
 def token_revoke(c: Context, name: str):
-    """Revoke a client's token (takes effect within the API's token cache time)."""
+    """Revoke a client's token (every worker refuses it within about a second)."""
     from accessd import tokens
 
     with c.db.session() as s:
@@ -231,7 +245,8 @@ def token_list(c: Context):
     with c.db.session() as s:
         for cl in tokens.list_clients(s):
             state = f"revoked {cl.revoked_at:%Y-%m-%d}" if cl.revoked_at else "active"
-            click.echo(f"{cl.name}\t{cl.scope}\t{state}")
+            purpose = f"\tdefault purpose {cl.default_purpose}" if cl.default_purpose else ""
+            click.echo(f"{cl.name}\t{cl.scope}\t{state}{purpose}")
 
 
 @main.command()
@@ -239,8 +254,13 @@ def token_list(c: Context):
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int)
 @click.option("--threads", default=1, show_default=True, type=int, help="threads per worker (>1: gthread)")
-def serve(host: str, port: int, workers: int, threads: int):
+@pass_ctx
+def serve(c: Context, host: str, port: int, workers: int, threads: int):
     """Run the service under gunicorn (the worker-exit hook flushes the decision log).
+
+    Refuses to start without a secret key (ACCESSD_SECRET_KEY): every worker must sign sessions
+    with the same one. Without a configured public_url, the discovery document names the bound
+    address. Works from any directory (the app is accessd.wsgi:app).
 
     Sync workers are the default: measured with bench/http.py they give the best single-decision
     throughput and tail latency here (threads contend for the GIL with the decision-log writer).
@@ -248,7 +268,16 @@ def serve(host: str, port: int, workers: int, threads: int):
     import os
 
     from accessd import gunicorn_conf
+    from accessd.errors import Invalid
 
+    if not c.settings.secret_key:
+        raise Invalid(
+            "no secret key: set ACCESSD_SECRET_KEY (or ACCESSD_SECRET_KEY_FILE) to a long random value, "
+            "e.g. $(python3 -c 'import secrets; print(secrets.token_hex(32))')"
+        )
+    if not c.settings.public_url:
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else f"[{host}]" if ":" in host else host
+        os.environ["ACCESSD_PUBLIC_URL"] = f"http://{shown}:{port}"
     command = gunicorn_conf.argv(f"{host}:{port}", workers, threads)
     os.execvp(command[0], command)
 
@@ -268,3 +297,6 @@ from accessd.cli_sync import offboard, scheduler, sync  # noqa: E402
 
 for _command in (sync, scheduler, offboard):
     main.add_command(_command)
+from accessd.cli_accounts import account  # noqa: E402
+
+main.add_command(account)

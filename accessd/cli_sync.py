@@ -1,14 +1,44 @@
-"""``accessd sync ...``, ``accessd offboard`` and ``accessd scheduler`` commands."""
+"""``accessd sync ...``, ``accessd offboard`` and ``accessd scheduler`` commands.
+
+Exit codes besides the CLI's 0/1/2: 3 when another process is running a sync (or applying an
+approved one); the single line on stderr names it ("a sync is already running since ..., run N").
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import re
 import sys
 
 import click
 
 from accessd.cli import Context, Group, actor, pass_ctx
+
+
+def _one_at_a_time(fn):
+    """Answer a busy sync lock with its one line on stderr and exit code 3."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from accessd.lifecycle.locks import SyncBusy
+
+        try:
+            return fn(*args, **kwargs)
+        except SyncBusy as exc:
+            click.echo(exc.message, err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper
+
+
+def _source(_ctx, _param, value: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9_-]{0,15}", value):
+        raise click.BadParameter(
+            "a short lower-case name such as cron (letters, digits, - and _; 16 at most)"
+        )
+    return value
 
 
 def _progress(count: int) -> None:
@@ -35,12 +65,20 @@ def _print_plan(plan: dict | None) -> None:
 )
 @click.option("--incremental", is_flag=True, help="read only entries changed since the last applied run")
 @click.option("--quiet", "-q", is_flag=True, help="print only the summary line")
+@click.option(
+    "--source",
+    default="cli",
+    show_default=True,
+    callback=_source,
+    help="recorded on the run and shown by `sync runs` (e.g. --source cron in a crontab)",
+)
 @click.pass_context
-def sync(cctx: click.Context, dry_run: bool, incremental: bool, quiet: bool):
+@_one_at_a_time
+def sync(cctx: click.Context, dry_run: bool, incremental: bool, quiet: bool, source: str):
     """Sync employees from the directory (full by default). Subcommands manage runs.
 
-    Exit code 1 when the run failed (nothing was changed); a run that needs approval exits 0
-    and says how to approve it.
+    Exit code 1 when the run failed (nothing was changed; the reason is the one line on stderr),
+    3 when another sync is running; a run that needs approval exits 0 and says how to approve it.
     """
     if cctx.invoked_subcommand is not None:
         return
@@ -54,6 +92,7 @@ def sync(cctx: click.Context, dry_run: bool, incremental: bool, quiet: bool):
         kind="incremental" if incremental else "full",
         dry_run=dry_run,
         actor=actor(),
+        source=source,
         progress=_progress,
     )
     label = "dry run" if dry_run else "run"
@@ -61,17 +100,19 @@ def sync(cctx: click.Context, dry_run: bool, incremental: bool, quiet: bool):
     click.echo(f"sync {label} {result.run_id}: {result.status}; {result.seen} people read; {counts}")
     if result.plan is not None and (dry_run or not quiet):
         _print_plan(result.plan.to_json())
-    if result.reason and result.reason != "dry run":
-        click.echo(f"  {result.reason}", err=result.status == "failed")
     if result.status == "failed":
+        click.echo(f"sync run {result.run_id} failed: {result.reason}", err=True)
         sys.exit(1)
+    if result.reason and result.reason != "dry run":
+        click.echo(f"  {result.reason}")
 
 
 @sync.command("runs")
 @click.option("--limit", default=20, show_default=True)
 @pass_ctx
 def sync_runs(c: Context, limit: int):
-    """List recent sync runs with their status and counts."""
+    """List recent sync runs: id, start, duration, kind, source (cli, scheduler, approval, or a
+    --source name such as cron), status, people seen, counts, reason."""
     from accessd.lifecycle.sync import list_runs
 
     for r in list_runs(c.db, limit):
@@ -79,7 +120,10 @@ def sync_runs(c: Context, limit: int):
         took = f"{(r.finished_at - r.started_at).total_seconds():.1f}s" if r.finished_at else "-"
         kind = r.kind + (" (dry run)" if r.dry_run else "")
         counts = ",".join(f"{k}={v}" for k, v in (r.counts or {}).items()) or "-"
-        click.echo(f"{r.id}\t{when}\t{took}\t{kind}\t{r.status}\tseen={r.seen}\t{counts}\t{r.reason or ''}")
+        source = r.source or "-"
+        click.echo(
+            f"{r.id}\t{when}\t{took}\t{kind}\t{source}\t{r.status}\tseen={r.seen}\t{counts}\t{r.reason or ''}"
+        )
 
 
 @sync.command("show")
@@ -94,7 +138,8 @@ def sync_show(c: Context, run_id: int, as_json: bool):
     if as_json:
         click.echo(json.dumps(run.plan, indent=2))
         return
-    click.echo(f"run {run.id}: {run.kind}{' dry run' if run.dry_run else ''}, {run.status}, seen {run.seen}")
+    dry = " dry run" if run.dry_run else ""
+    click.echo(f"run {run.id}: {run.kind}{dry} from {run.source or '-'}, {run.status}, seen {run.seen}")
     if run.reason:
         click.echo(f"  {run.reason}")
     if actions:
@@ -107,15 +152,30 @@ def sync_show(c: Context, run_id: int, as_json: bool):
 @sync.command("approve")
 @click.argument("run_id", type=int)
 @pass_ctx
+@_one_at_a_time
 def sync_approve(c: Context, run_id: int):
-    """Apply a run that is pending approval (exactly once)."""
+    """Approve a held run: the directory is read again and only what is still true is applied
+    (exactly once). Exit code 1 when the plan changed beyond what was approved: a new held run
+    replaces it, to approve instead; 3 when another sync is running."""
     from accessd.lifecycle.sync import approve
 
-    applied = approve(c.db, run_id, actor())
+    result = approve(c.db, c.settings, run_id, actor(), progress=_progress)
+    if result.held_run_id is not None:
+        click.echo(
+            f"run {run_id} not applied: the directory changed beyond what was approved; run "
+            f"{result.held_run_id} holds the new plan: `accessd sync show {result.held_run_id}`, then "
+            f"`accessd sync approve {result.held_run_id}`",
+            err=True,
+        )
+        sys.exit(1)
     click.echo(
         f"run {run_id} approved and applied: "
-        + (", ".join(f"{k} {v}" for k, v in applied.items()) or "nothing left to change")
+        + (", ".join(f"{k} {v}" for k, v in result.applied.items()) or "nothing left to change")
     )
+    if result.dropped:
+        click.echo(f"  no longer true, not applied ({len(result.dropped)}):")
+        for line in result.dropped:
+            click.echo(f"    {line}")
 
 
 @sync.command("reject")
@@ -144,19 +204,35 @@ def offboard(c: Context, subject_id: str, reason: str, effective):
     from accessd.lifecycle.offboarding import offboard as offboard_account
     from accessd.models import Account
 
+    day = effective.date() if effective else None
     with c.db.session() as s:
         account = s.scalar(select(Account).where(Account.subject_id == subject_id))
         if account is None:
             raise NotFound(f"no account with subject id {subject_id!r}")
-        changed = offboard_account(
-            s,
-            account,
-            reason=reason,
-            source="cli",
-            actor=actor(),
-            effective=effective.date() if effective else None,
+        was = (account.status, account.disabled_by, account.status_reason)
+        changed = offboard_account(s, account, reason=reason, source="cli", actor=actor(), effective=day)
+        click.echo(f"{subject_id}: {_offboard_outcome(account, was, changed, day)}")
+
+
+def _offboard_outcome(account, was: tuple, changed: bool, day) -> str:
+    """What `accessd offboard` did, in words: scheduled, offboarded, taken over, or nothing."""
+    import datetime as dt
+
+    status, by, reason = was
+    if day is not None and day >= dt.date.today():
+        if changed:
+            return f"departure scheduled: last working day {day.isoformat()}; access ends after that day"
+        if status == "disabled":
+            return f"already disabled ({reason}); nothing scheduled"
+        return f"departure already scheduled for {day.isoformat()}; nothing changed"
+    if not changed:
+        return "already offboarded; nothing changed"
+    if status == "disabled" and by == "directory":
+        return (
+            f"offboarded: the directory had disabled the account ({reason}); now recorded as disabled "
+            f"by {account.disabled_by}, so the directory will not re-enable it"
         )
-    click.echo(f"{subject_id}: " + ("offboarded" if changed else "already offboarded; nothing changed"))
+    return "offboarded"
 
 
 @click.command()

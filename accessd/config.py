@@ -45,6 +45,9 @@ class LdapSettings:
     timeout_seconds: int = 30
     size_limit: int = 0  # 0 = server default
     group_depth_limit: int = 5
+    # DN of the default ppolicy (slapd's olcPPolicyDefault), to tell a temporary lockout after
+    # failed logins from an administrator's lock; entries with pwdPolicySubentry use their own
+    password_policy_dn: str = ""
     # attribute mapping; empty values take the flavour's defaults (see lifecycle/directory.py)
     attributes: dict = field(default_factory=dict)
     # group DN (or cn) -> list of roles
@@ -66,15 +69,20 @@ class ApiSettings:
     max_body_bytes: int = 1_048_576
     max_batch: int = 1000
     max_records: int = 1000
+    # field decisions one request may ask for (batch entries x fields, records x fields)
+    max_decisions: int = 50_000
     token_cache_seconds: int = 30
 
 
 @dataclass
 class DecisionLogSettings:
     enabled: bool = True
-    batch_size: int = 500
+    batch_size: int = 5000  # most records per transaction; the writer wakes when this many wait
     flush_seconds: float = 1.0
-    buffer_size: int = 100_000
+    buffer_size: int = 100_000  # records queued per worker before requests wait (backpressure)
+    max_wait_seconds: float = 2.0  # a request waits this long for room, then gets 503 + Retry-After
+    ready_max_queued: int = 50_000  # /readyz is 503 above this many records queued in all workers
+    heartbeat_seconds: float = 2.0  # each worker reports its counters (decision_log_worker) this often
     retention_days: int = 400
 
 
@@ -83,7 +91,13 @@ class Settings:
     database_url: str = ""  # empty: sqlite file under instance_path
     instance_path: str = str(ROOT / "instance")
     policy_dir: str = str(ROOT / "policies")
+    # the URL clients reach accessd at (discovery documents name it); never taken from a
+    # request's Host header. Empty: http://127.0.0.1:8000, or what `accessd serve` binds.
+    public_url: str = ""
     secret_key: str = ""
+    # session cookies are Secure (https only), HttpOnly and SameSite=Lax; false only for a local
+    # demo over plain http (scripts/run-demo)
+    session_cookie_secure: bool = True
     webhook_secret: str = ""
     timezone: str = "UTC"
     log_level: str = "INFO"
@@ -91,6 +105,10 @@ class Settings:
     sync: SyncSettings = field(default_factory=SyncSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     decision_log: DecisionLogSettings = field(default_factory=DecisionLogSettings)
+
+    @property
+    def effective_public_url(self) -> str:
+        return (self.public_url or "http://127.0.0.1:8000").rstrip("/")
 
     @property
     def effective_database_url(self) -> str:
@@ -116,14 +134,42 @@ class Settings:
             problems.append("ldap.user_base: required when ldap.url is set")
         if not 0 <= self.sync.min_seen_ratio <= 1:
             problems.append("sync.min_seen_ratio: must be between 0 and 1")
-        for name in ("max_body_bytes", "max_batch", "max_records"):
+        if self.public_url and not _is_base_url(self.public_url):
+            problems.append("public_url: must be an absolute http(s):// URL without query or fragment")
+        for name in ("max_body_bytes", "max_batch", "max_records", "max_decisions"):
             if getattr(self.api, name) <= 0:
                 problems.append(f"api.{name}: must be positive")
+        for name in ("batch_size", "flush_seconds", "buffer_size", "ready_max_queued", "heartbeat_seconds"):
+            if getattr(self.decision_log, name) <= 0:
+                problems.append(f"decision_log.{name}: must be positive")
+        if self.decision_log.max_wait_seconds < 0:
+            problems.append("decision_log.max_wait_seconds: must not be negative")
         return problems
 
+    def warnings(self) -> list[str]:
+        """Usable but risky settings; ``accessd config check`` prints them and still succeeds."""
+        found = []
+        if not self.secret_key:
+            found.append("secret_key: not set; `accessd serve` refuses to start without ACCESSD_SECRET_KEY")
+        if not self.session_cookie_secure:
+            found.append("session_cookie_secure: off; session cookies also go over plain http (demo only)")
+        if self.ldap.url.startswith("ldap://") and self.ldap.bind_password and not self.ldap.start_tls:
+            found.append(
+                "ldap: the bind password is sent in cleartext (ldap:// without start_tls); "
+                "use ldaps:// or set ldap.start_tls = true"
+            )
+        return found
+
     def describe(self) -> dict:
-        """The settings as a dict with secrets masked (safe to print or log)."""
+        """The settings as a dict with secrets masked, passwords in URLs included (safe to print)."""
         return _masked(dataclasses.asdict(self))
+
+
+def _is_base_url(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and not parts.query and not parts.fragment
 
 
 def _masked(d: dict) -> dict:
@@ -131,10 +177,21 @@ def _masked(d: dict) -> dict:
         k: (
             _masked(v)
             if isinstance(v, dict) and k not in ("attributes", "group_roles")
-            else ("***" if (k in SECRET_FIELDS and v) else v)
+            else ("***" if (k in SECRET_FIELDS and v) else mask_url(v) if k.endswith("url") else v)
         )
         for k, v in d.items()
     }
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``: in the user info (``scheme://user:pw@host``)
+    and in a ``password=`` query parameter (libpq accepts both). The user info runs to the last
+    ``@`` before the query, so an unencoded ``@`` or ``/`` in a password is masked too (when in
+    doubt, more is masked, never less)."""
+    import re
+
+    url = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@?#]*:)[^?#]*@", r"\1***@", url)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", url, flags=re.IGNORECASE)
 
 
 def _coerce(value, typ, name: str):

@@ -10,13 +10,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+MIGRATION_LOCK_KEY = 0x61636365_73736D31  # PostgreSQL advisory lock key for migrations ("accessm1")
+MIGRATION_WAIT_SECONDS = 600  # SQLite: how long a second upgrade waits for the first
+SQLITE_BUSY_MS = 10000
 
 
 def normalise_url(url: str) -> str:
@@ -31,7 +32,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cur = dbapi_connection.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
     cur.close()
 
 
@@ -56,11 +57,25 @@ class Database:
             yield session
 
     def upgrade(self) -> None:
-        """Create or upgrade the schema to the newest migration (all heads)."""
+        """Create or upgrade the schema to the newest migration (all heads).
+
+        Concurrent upgrades (two `accessd init` on an empty database, a sync starting while
+        another process upgrades) run one after the other: the migration transaction first takes
+        a lock -- a transaction-level advisory lock on PostgreSQL, the database's write lock
+        (``BEGIN IMMEDIATE``, waiting up to MIGRATION_WAIT_SECONDS) on SQLite -- and only then
+        reads the schema version, so the second finds the schema current and does nothing.
+        """
+        from alembic import command  # only here: importing alembic costs every command ~0.5 s
+
         with self.engine.begin() as conn:
+            _lock_for_migration(conn)
             cfg = alembic_config(self.url)
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "heads")
+            try:
+                command.upgrade(cfg, "heads")
+            finally:
+                if conn.dialect.name == "sqlite":
+                    conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
 
     def ping(self) -> None:
         """Raise if the database cannot be reached (readiness checks)."""
@@ -74,7 +89,18 @@ class Database:
         self.engine.dispose()
 
 
-def alembic_config(url: str) -> Config:
+def _lock_for_migration(conn) -> None:
+    """Serialise migrations across processes and hosts (see ``Database.upgrade``)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+    elif conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"PRAGMA busy_timeout={MIGRATION_WAIT_SECONDS * 1000}")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def alembic_config(url: str):
+    from alembic.config import Config  # see Database.upgrade
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))

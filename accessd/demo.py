@@ -29,7 +29,8 @@ EMPLOYEES = [
 
 
 def load(session: Session, policy_dir: Path, actor: str, admin_password: str | None = None) -> list[str]:
-    """Idempotently load demo data; return lines telling how to reach the service."""
+    """Load demo data (idempotent, except that each run issues a new demo-crm API token and
+    revokes the previous one); return lines telling how to reach the service."""
     lines = []
     if revisions.current(session) is None:
         rev, _ = revisions.load_dir(session, policy_dir, actor)
@@ -54,11 +55,13 @@ def load(session: Session, policy_dir: Path, actor: str, admin_password: str | N
             accounts.grant(session, acc, role, source="manual", actor=actor)
     lines.append(f"{len(EMPLOYEES)} demo employees loaded")
 
+    # a token is shown only once, so every run issues a fresh one (the previous stops working)
     if session.scalar(select(ApiClient).where(ApiClient.name == "demo-crm")) is None:
         token = tokens.create(session, "demo-crm", "decide")
         lines.append(f"API token (scope decide, client demo-crm): {token}")
     else:
-        lines.append("API token: client demo-crm exists; create another with `accessd token create`")
+        token = tokens.rotate(session, "demo-crm")
+        lines.append(f"API token (scope decide, client demo-crm, the previous one revoked): {token}")
 
     if session.scalar(select(AdminUser).where(AdminUser.username == "admin")) is None:
         password = admin_password or secrets.token_urlsafe(12)

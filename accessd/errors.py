@@ -7,10 +7,11 @@ class AccessdError(Exception):
     status = 500
     code = "error"
 
-    def __init__(self, message: str, *, pointer: str | None = None):
+    def __init__(self, message: str, *, pointer: str | None = None, headers: dict | None = None):
         super().__init__(message)
         self.message = message
         self.pointer = pointer  # the request member at fault, e.g. "/subject/id"
+        self.headers = headers or {}  # HTTP headers the answer carries (WWW-Authenticate, ...)
 
 
 class Invalid(AccessdError):
@@ -43,11 +44,28 @@ class TooLarge(AccessdError):
     code = "too_large"
 
 
+class UnsupportedMediaType(AccessdError):
+    status = 415
+    code = "unsupported_media_type"
+
+
 class DirectoryUnavailable(AccessdError):
     """The directory could not be read completely (bind, network, paging, limits)."""
 
     status = 503
     code = "directory_unavailable"
+
+
+class Unavailable(AccessdError):
+    """The service cannot take this request now (the decision log is full or the database is
+    down) but may in ``retry_after`` seconds; answered 503 with a ``Retry-After`` header."""
+
+    status = 503
+    code = "unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 1):
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(message, headers={"Retry-After": str(self.retry_after)})
 
 
 class PolicyError(Invalid):

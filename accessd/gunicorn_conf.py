@@ -1,10 +1,46 @@
-"""gunicorn settings for accessd: ``gunicorn -c python:accessd.gunicorn_conf wsgi:app``.
+"""gunicorn settings for accessd: ``gunicorn -c python:accessd.gunicorn_conf accessd.wsgi:app``.
 
 The hook flushes each worker's decision log when the worker exits (atexit covers it too; this is
 the belt to those braces, and it also runs when a worker is recycled after max_requests).
 """
 
 from __future__ import annotations
+
+# the longest path a Unix socket may have is 107 bytes on Linux (104 on BSD and macOS)
+_MAX_SOCKET_PATH = 100
+
+
+def on_starting(server):
+    """Give each server its own control socket: ``<instance_path>/gunicorn-<bind>.ctl``.
+
+    gunicorn 25.1+ opens a control socket for ``gunicornc`` at one path per user
+    (``$XDG_RUNTIME_DIR/gunicorn.ctl`` or ``~/.gunicorn/gunicorn.ctl``); a second server on the
+    machine takes it over, and stopping either removes it, so ``gunicornc`` would manage the wrong
+    server or none. An explicit ``--control-socket`` or ``--no-control-socket`` is left alone; a
+    path too long for a Unix socket disables it (with a warning) rather than failing.
+    """
+    import re
+    from pathlib import Path
+
+    cfg = server.cfg
+    setting = cfg.settings.get("control_socket")
+    if setting is None or cfg.control_socket_disable or setting.value != setting.default:
+        return  # an older gunicorn, or chosen explicitly
+    from accessd.config import load_settings
+    from accessd.errors import AccessdError
+
+    try:
+        instance = Path(load_settings().instance_path).resolve()
+    except AccessdError:
+        cfg.set("control_socket_disable", True)  # the app itself reports the bad settings
+        return
+    bind = re.sub(r"[^A-Za-z0-9.]+", "-", "_".join(cfg.bind)).strip("-")
+    path = str(instance / f"gunicorn-{bind}.ctl")
+    if len(path.encode()) > _MAX_SOCKET_PATH:
+        server.log.warning("control socket disabled: %s is too long for a Unix socket", path)
+        cfg.set("control_socket_disable", True)
+        return
+    cfg.set("control_socket", path)
 
 
 def worker_exit(server, worker):
@@ -15,7 +51,8 @@ def worker_exit(server, worker):
 
 def argv(bind: str, workers: int = 2, threads: int = 1, *extra: str) -> list[str]:
     """The command that serves accessd under gunicorn with this config (used by ``accessd serve``,
-    the HTTP bench and the tests). ``threads > 1`` selects gthread workers, else sync workers."""
+    the HTTP bench and the tests). ``threads > 1`` selects gthread workers, else sync workers.
+    The app is ``accessd.wsgi:app``, so it works from any working directory."""
     import sys
 
     worker = ["-k", "gthread", "--threads", str(threads)] if threads > 1 else ["-k", "sync"]
@@ -31,5 +68,5 @@ def argv(bind: str, workers: int = 2, threads: int = 1, *extra: str) -> list[str
         "-b",
         bind,
         *extra,
-        "wsgi:app",
+        "accessd.wsgi:app",
     ]

@@ -4,39 +4,45 @@ Job functions call the same service functions as the CLI. ``register(scheduler, 
 adds: an incremental directory sync every ``sync.incremental_minutes``, a full sync on
 ``sync.full_cron``, a daily sweep that offboards accounts whose end date has passed, and a daily
 purge of decision records older than ``decision_log.retention_days``.
-Directory jobs never overlap: a run that finds another one in progress is skipped.
+Directory jobs never overlap, in this process or any other on any host: a run that finds the
+database's sync lock held (another scheduler, an `accessd sync`, an approval) is skipped.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 
 from sqlalchemy import select
 
 from accessd.config import Settings
 from accessd.db import Database
+from accessd.lifecycle.locks import SyncBusy
 from accessd.lifecycle.offboarding import offboard
 from accessd.lifecycle.sync import SyncResult, run_sync
 from accessd.models import Account
 
 log = logging.getLogger(__name__)
 ACTOR = "system:scheduler"
-_directory_lock = threading.Lock()
+SOURCE = "scheduler"
 
 
 def directory_sync(db: Database, settings: Settings, kind: str) -> SyncResult | None:
     """One directory sync (``full`` or ``incremental``); None when another sync is running."""
-    if not _directory_lock.acquire(blocking=False):
-        log.info("%s sync skipped: another directory sync is still running", kind)
-        return None
     try:
-        result = run_sync(db, settings, kind=kind, actor=ACTOR)
-    finally:
-        _directory_lock.release()
-    log.info(
-        "%s sync run %s: %s %s %s", kind, result.run_id, result.status, result.counts, result.reason or ""
+        result = run_sync(db, settings, kind=kind, actor=ACTOR, source=SOURCE)
+    except SyncBusy as exc:
+        log.info("%s sync skipped: %s", kind, exc.message)
+        return None
+    level = logging.WARNING if result.status == "failed" else logging.INFO
+    log.log(
+        level,
+        "%s sync run %s: %s %s %s",
+        kind,
+        result.run_id,
+        result.status,
+        result.counts,
+        result.reason or "",
     )
     return result
 
@@ -49,7 +55,7 @@ def expire_ended_accounts(db: Database, today: dt.date | None = None) -> int:
         due = s.scalars(select(Account).where(Account.status != "disabled", Account.end_date < today))
         for account in due:
             reason = f"end date {account.end_date.isoformat()} passed"
-            done += offboard(s, account, reason=reason, source="scheduler", actor=ACTOR)
+            done += offboard(s, account, reason=reason, source=SOURCE, actor=ACTOR)
     if done:
         log.info("offboarded %d accounts whose end date passed", done)
     return done

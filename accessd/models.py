@@ -6,6 +6,7 @@ import datetime as dt
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -31,6 +32,21 @@ ACCOUNT_STATUSES = ("active", "disabled", "pending")
 GRANT_SOURCES = ("directory", "manual")
 
 
+#: Account columns that are subject attributes, under the same names as the columns (and as the
+#: keys of ``[ldap.attributes]``): one vocabulary for the directory mapping, the ``accessd
+#: account`` options and the policy's ``r.sub.<name>``.
+PROFILE_COLUMNS = (
+    "username",
+    "employee_number",
+    "display_name",
+    "email",
+    "department",
+    "title",
+    "manager",
+    "region",
+)
+
+
 class Account(Base):
     """An employee: the subject of decisions. Keyed by the directory's stable key."""
 
@@ -49,8 +65,14 @@ class Account(Base):
     title: Mapped[str | None] = mapped_column(String(200))
     manager: Mapped[str | None] = mapped_column(String(1000))
     region: Mapped[str | None] = mapped_column(String(64))
+    # further subject attributes declared in the policy catalogue (name -> text), beyond the
+    # columns above; filled by the directory sync and `accessd account`
+    attributes: Mapped[dict] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(16), default="active")
     status_reason: Mapped[str | None] = mapped_column(String(200))
+    # who disabled the account (the offboard ``source``): directory | admin | cli | hr | scim |
+    # scheduler; the directory sync re-enables only accounts it disabled itself
+    disabled_by: Mapped[str | None] = mapped_column(String(16))
     start_date: Mapped[dt.date | None] = mapped_column(Date)
     end_date: Mapped[dt.date | None] = mapped_column(Date)  # last working day
     disabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
@@ -107,6 +129,8 @@ class ApiClient(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     scope: Mapped[str] = mapped_column(String(16))  # decide | admin | hr
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # the purpose assumed when this client's request names none (see docs/api.md)
+    default_purpose: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
@@ -132,8 +156,11 @@ class SyncRun(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # full | incremental
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
-    # running | succeeded | failed | pending_approval | rejected
+    # running | succeeded | failed | pending_approval | rejected | superseded
     status: Mapped[str] = mapped_column(String(24), default="running")
+    # what started it: cli | scheduler | approval (a plan re-made when a held run was approved) |
+    # any name given with `accessd sync --source` (e.g. cron)
+    source: Mapped[str | None] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
@@ -144,6 +171,19 @@ class SyncRun(Base):
     actor: Mapped[str] = mapped_column(String(200), default="system")
     approved_by: Mapped[str | None] = mapped_column(String(200))
     applied_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class RunLock(Base):
+    """Who holds a cluster-wide lock (``sync``): the lock itself on SQLite, information for the
+    "already running" message on PostgreSQL, where an advisory lock decides (lifecycle/locks.py)."""
+
+    __tablename__ = "run_lock"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200))  # host:pid:process start:token
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    acquired_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class SyncAction(Base):
@@ -187,6 +227,22 @@ class AuditEvent(Base):
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class DecisionLogWorker(Base):
+    """Each web worker's decision-log counters, refreshed every few seconds, so that /readyz
+    answers for every worker of every host, not only the one that served the request."""
+
+    __tablename__ = "decision_log_worker"
+
+    worker: Mapped[str] = mapped_column(String(200), primary_key=True)  # host:pid:start
+    queued: Mapped[int] = mapped_column(Integer, default=0)
+    written: Mapped[int] = mapped_column(BigInteger, default=0)
+    failed_batches: Mapped[int] = mapped_column(Integer, default=0)
+    waiting: Mapped[int] = mapped_column(Integer, default=0)  # requests held by backpressure now
+    rejected: Mapped[int] = mapped_column(Integer, default=0)  # requests answered 503 (log full)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class DecisionLog(Base):

@@ -2,14 +2,16 @@
 
 A revision is an immutable snapshot of the policy directory's files; the highest number is in
 force. Each process keeps a compiled ``Engine`` and polls the database (at most once per
-``poll_seconds``) for a newer revision, so every worker picks up a change without restarts and
-the decision path makes no database round trip in between.
+``poll_seconds``, 1 s -- the same bound as revoked tokens and disabled accounts) for a newer
+revision, so every worker picks up a change within a second without restarts, and the decision
+path makes no database round trip in between.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from pathlib import Path
@@ -18,10 +20,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from accessd.db import Database
-from accessd.errors import NotFound
+from accessd.errors import NotFound, PolicyError, Unavailable
 from accessd.models import PolicyRevision
 from accessd.policy.engine import Engine
 from accessd.policy.model import PolicySet, load_policy_dir
+
+log = logging.getLogger("accessd.revisions")
 
 
 def digest(files: dict[str, str]) -> str:
@@ -77,12 +81,18 @@ def policy_of(rev: PolicyRevision) -> PolicySet:
 
 
 class EngineHolder:
-    """Holds the compiled engine of the newest revision; refreshes by polling the database."""
+    """Holds the compiled engine of the newest revision; refreshes by polling the database.
 
-    def __init__(self, db: Database, poll_seconds: float = 2.0):
+    A newest revision that does not compile (stored by an older accessd whose checks were
+    laxer) is logged once and skipped: the process keeps deciding with the engine it has; a
+    process with none answers 503 until a valid policy is loaded. It never decides with a
+    policy it could not check."""
+
+    def __init__(self, db: Database, poll_seconds: float = 1.0):
         self.db = db
         self.poll_seconds = poll_seconds
         self._engine: Engine | None = None
+        self._broken: tuple[int, str] | None = None  # (revision, why) of a revision that failed
         self._checked = 0.0
         self._lock = threading.Lock()
 
@@ -92,7 +102,15 @@ class EngineHolder:
         if self._engine is None or now - self._checked > self.poll_seconds:
             self.refresh()
         if self._engine is None:
-            raise NotFound("no policy revision is loaded; run `accessd policy load policies/`")
+            if self._broken is not None:
+                raise Unavailable(
+                    f"policy revision {self._broken[0]} does not load: {self._broken[1]}; "
+                    "load a valid policy with `accessd policy load DIR`",
+                    retry_after=30,
+                )
+            raise Unavailable(
+                "no policy revision is loaded; run `accessd policy load policies/`", retry_after=30
+            )
         return self._engine
 
     @property
@@ -104,7 +122,11 @@ class EngineHolder:
             self._checked = time.monotonic()
             with self.db.session() as s:
                 newest = s.scalar(select(func.max(PolicyRevision.id)))
-                if newest is None or (self._engine is not None and self._engine.revision == newest):
+                if newest is None or newest in (self.revision, self._broken and self._broken[0]):
                     return
                 rev = s.get(PolicyRevision, newest)
-                self._engine = Engine(policy_of(rev), revision=rev.id)
+                try:
+                    self._engine = Engine(policy_of(rev), revision=rev.id)
+                except PolicyError as exc:
+                    self._broken = (rev.id, exc.message)
+                    log.error("policy revision %d does not load and is not used: %s", rev.id, exc.message)

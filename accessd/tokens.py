@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
+from collections import OrderedDict
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from accessd import revisions
 from accessd.errors import Conflict, Invalid, NotFound
 from accessd.models import ApiClient, utcnow
 
@@ -19,18 +23,34 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create(session: Session, name: str, scope: str) -> str:
-    """Create a client and return its token (the only time it is visible)."""
+def create(session: Session, name: str, scope: str, default_purpose: str | None = None) -> str:
+    """Create a client and return its token (the only time it is visible).
+
+    ``default_purpose`` is the purpose assumed when this client's request names none (for
+    applications that know nothing of purposes); it must be declared by the policy in force."""
     if scope not in SCOPES:
         raise Invalid(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
     if not name or len(name) > 200:
         raise Invalid("name must be 1-200 characters")
+    if default_purpose is not None:
+        _check_purpose(session, default_purpose)
     if session.scalar(select(ApiClient).where(ApiClient.name == name)) is not None:
         raise Conflict(f"a client named {name!r} already exists")
     token = PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiClient(name=name, scope=scope, token_hash=hash_token(token)))
+    session.add(
+        ApiClient(name=name, scope=scope, token_hash=hash_token(token), default_purpose=default_purpose)
+    )
     session.flush()
     return token
+
+
+def _check_purpose(session: Session, purpose: str) -> None:
+    rev = revisions.current(session)
+    if rev is None:
+        raise Invalid("a default purpose needs a policy in force: run `accessd policy load DIR` first")
+    declared = revisions.policy_of(rev).catalogue.purposes
+    if purpose not in declared:
+        raise Invalid(f"default purpose {purpose!r} is not declared; declared: {', '.join(declared)}")
 
 
 def revoke(session: Session, name: str) -> ApiClient:
@@ -42,12 +62,23 @@ def revoke(session: Session, name: str) -> ApiClient:
     return client
 
 
-def lookup(session: Session, token: str) -> ApiClient | None:
-    """The active client owning ``token``, or None."""
-    client = session.scalar(select(ApiClient).where(ApiClient.token_hash == hash_token(token)))
-    if client is None or client.revoked_at is not None:
-        return None
-    return client
+def rotate(session: Session, name: str) -> str:
+    """Revoke the client's token and issue a new one under the same name and scope; return it.
+
+    The old row stays, revoked and renamed ``<name> (replaced #<id>)``, so ``token list`` keeps
+    the history and the rotation counts as a revocation for every worker's token cache.
+    """
+    old = revoke(session, name)
+    old.name = f"{name[:170]} (replaced #{old.id})"
+    session.flush()
+    token = PREFIX + secrets.token_urlsafe(32)
+    session.add(
+        ApiClient(
+            name=name, scope=old.scope, token_hash=hash_token(token), default_purpose=old.default_purpose
+        )
+    )
+    session.flush()
+    return token
 
 
 def list_clients(session: Session) -> list[ApiClient]:
@@ -57,47 +88,110 @@ def list_clients(session: Session) -> list[ApiClient]:
 class Caller:
     """An authenticated API client as the request path sees it."""
 
-    __slots__ = ("name", "scope")
+    __slots__ = ("name", "scope", "default_purpose")
 
-    def __init__(self, name: str, scope: str):
+    def __init__(self, name: str, scope: str, default_purpose: str | None = None):
         self.name = name
         self.scope = scope
+        self.default_purpose = default_purpose
 
     def __repr__(self) -> str:
         return f"Caller({self.name!r}, {self.scope!r})"
 
 
 class TokenCache:
-    """Token look-ups with a bounded time to live, so a known token costs no database round trip.
+    """Token look-ups held in memory, so a known token costs no database round trip.
 
-    Both hits and misses are cached for ``ttl_seconds`` (a revoked token stops working within that
-    time; a bad token cannot make every request query the database). The cache holds at most
-    ``max_entries`` tokens and is emptied when full.
+    Revocation reaches every process within ``poll_seconds`` (1 s): at most once per interval a
+    lookup reads a fingerprint of the client table (client count, revoked count, newest
+    revocation, highest id); when it changed, everything cached is dropped and re-read on next
+    use. Revocation only ever adds to the revoked count, so no revocation can go unseen, and
+    rotation (:func:`rotate`) is a revocation plus a new client. ``ttl_seconds`` bounds how long
+    an entry is reused even without a change (a backstop for edits made outside accessd).
+
+    Known tokens live in an LRU of ``max_entries``; unknown tokens in a separate LRU of the same
+    size, so a flood of bad tokens neither reaches the database twice for the same token nor
+    evicts a known one. Filling up evicts the least recently used entry, never the whole cache.
     """
 
-    def __init__(self, db, ttl_seconds: float = 30, max_entries: int = 10_000):
+    def __init__(self, db, ttl_seconds: float = 30, max_entries: int = 10_000, poll_seconds: float = 1.0):
         self.db = db
         self.ttl = ttl_seconds
         self.max_entries = max_entries
-        self._entries: dict[str, tuple[float, Caller | None]] = {}
+        self.poll_seconds = poll_seconds
+        self._known: OrderedDict[str, tuple[float, Caller]] = OrderedDict()
+        self._unknown: OrderedDict[str, float] = OrderedDict()
+        self._fingerprint: tuple | None = None
+        self._checked = float("-inf")
+        # bumped whenever the cache is dropped; a look-up that started before a drop does not
+        # store its (possibly outdated) answer
+        self._generation = 0
+        self._lock = threading.Lock()
 
     def lookup(self, token: str) -> Caller | None:
-        import time
-
-        key = hash_token(token)
+        """The active client owning ``token``, or None."""
         now = time.monotonic()
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] > now:
-            return entry[1]
+        if now - self._checked >= self.poll_seconds:
+            self._check_for_changes()
+        key = hash_token(token)
+        with self._lock:
+            hit = self._known.get(key)
+            if hit is not None and hit[0] > now:
+                self._known.move_to_end(key)
+                return hit[1]
+            miss = self._unknown.get(key)
+            if miss is not None and miss > now:
+                self._unknown.move_to_end(key)
+                return None
+            generation = self._generation
         with self.db.session() as s:
-            client = s.scalar(select(ApiClient).where(ApiClient.token_hash == key))
-            caller = None
-            if client is not None and client.revoked_at is None:
-                caller = Caller(client.name, client.scope)
-        if len(self._entries) >= self.max_entries:
-            self._entries.clear()
-        self._entries[key] = (now + self.ttl, caller)
+            row = s.execute(
+                select(ApiClient.name, ApiClient.scope, ApiClient.default_purpose).where(
+                    ApiClient.token_hash == key, ApiClient.revoked_at.is_(None)
+                )
+            ).first()
+        caller = Caller(row.name, row.scope, row.default_purpose) if row is not None else None
+        with self._lock:
+            if generation == self._generation:
+                self._store(key, now + self.ttl, caller)
         return caller
 
+    def _store(self, key: str, expires: float, caller: Caller | None) -> None:
+        self._known.pop(key, None)
+        self._unknown.pop(key, None)
+        lru = self._known if caller is not None else self._unknown
+        lru[key] = (expires, caller) if caller is not None else expires
+        if len(lru) > self.max_entries:
+            lru.popitem(last=False)  # the least recently used
+
+    def _check_for_changes(self) -> None:
+        """Read the client table's fingerprint; drop the cache when it changed."""
+        with self.db.session() as s:
+            fingerprint = tuple(
+                s.execute(
+                    select(
+                        func.count(ApiClient.id),
+                        func.count(ApiClient.revoked_at),
+                        func.max(ApiClient.revoked_at),
+                        func.max(ApiClient.id),
+                    )
+                ).one()
+            )
+        with self._lock:
+            if fingerprint != self._fingerprint:
+                self._drop()
+                self._fingerprint = fingerprint
+            self._checked = time.monotonic()
+
+    def _drop(self) -> None:
+        self._known.clear()
+        self._unknown.clear()
+        self._generation += 1
+
     def clear(self) -> None:
-        self._entries.clear()
+        """Forget every cached look-up (the next one per token reads the database)."""
+        with self._lock:
+            self._drop()
+
+    def __len__(self) -> int:
+        return len(self._known) + len(self._unknown)

@@ -159,21 +159,85 @@ def loaded_db(db):
 
 
 @pytest.fixture
-def app(loaded_db, tmp_path):
+def make_app(loaded_db, tmp_path):
+    """``make_app(**overrides)``: the service over the test database with settings overridden
+    (e.g. ``decision_log={"buffer_size": 3}``); its log is flushed and closed at teardown."""
     from accessd import create_app
 
-    application = create_app(
-        {
+    made = []
+
+    def make(**overrides):
+        settings = {
             "database_url": loaded_db.url,
             "instance_path": str(tmp_path / "instance"),
             "secret_key": "test-secret-key-not-for-production",
+            **overrides,
         }
-    )
-    application.config["TESTING"] = True
-    yield application
-    application.extensions["accessd"].db.dispose()
+        application = create_app(settings)
+        application.config["TESTING"] = True
+        made.append(application)
+        return application
+
+    yield make
+    for application in made:
+        application.extensions["accessd"].close()
+        application.extensions["accessd"].db.dispose()
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app()
 
 
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def serve(tmp_path):
+    """Start accessd under gunicorn (the one command line of ``accessd serve``) on a free port:
+    ``serve(database_url, workers=2, **env) -> (base_url, process)``. Stopped at teardown."""
+    import urllib.request
+
+    from accessd import gunicorn_conf
+
+    started = []
+
+    def start(database_url: str, workers: int = 2, **env):
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        environ = dict(
+            os.environ,
+            ACCESSD_DATABASE_URL=database_url,
+            ACCESSD_INSTANCE_PATH=str(tmp_path / f"instance-{port}"),
+            ACCESSD_SECRET_KEY="s" * 32,
+            ACCESSD_PUBLIC_URL=base,
+            **env,
+        )
+        log_path = tmp_path / f"server-{port}.log"
+        log = open(log_path, "wb")  # noqa: SIM115 - closed at teardown
+        proc = subprocess.Popen(
+            gunicorn_conf.argv(f"127.0.0.1:{port}", workers), cwd=ROOT, env=environ, stdout=log, stderr=log
+        )
+        started.append((proc, log))
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(base + "/healthz", timeout=1).read()
+                return base, proc
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    proc.kill()
+                    pytest.fail("gunicorn did not start: " + log_path.read_text()[-2000:])
+                time.sleep(0.1)
+
+    yield start
+    for proc, log in started:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        log.close()

@@ -8,16 +8,31 @@ when it could not read. Filters are built only from configuration plus values es
 
 Entries are mapped to :class:`DirectoryEntry` with the attribute mapping of the configured
 flavour (see ``OPENLDAP`` and ``ACTIVE_DIRECTORY`` below; ``ldap.attributes`` overrides any key).
+Any other key of ``ldap.attributes`` names a subject attribute of the policy catalogue and the
+LDAP attribute(s) it is read from (``cost_centre = "departmentNumber"``); its value goes to
+``DirectoryEntry.attributes`` and from there to ``account.attributes``.
+
+Locks: ``pwdAccountLockedTime = 000001010000Z`` is an administrator's lock, and so is any lock
+under a password policy without ``pwdLockoutDuration`` (it lasts until someone unlocks it). A
+lock time plus the policy's ``pwdLockoutDuration`` still ahead is a temporary lockout after failed
+logins -- anyone can cause one with wrong passwords -- and is no departure (a warning); once that
+time has passed the account is not locked at all. On AD, ``lockoutTime`` is such a lockout and
+only the ACCOUNTDISABLE bit of ``userAccountControl`` disables.
+
+High-water marks: :meth:`Directory.high_water_mark` reads the point the directory has reached
+*before* a run reads anything (contextCSN, highestCommittedUSN), so a change committed while the
+pages are read is read again by the next incremental run instead of being skipped.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import logging
 import ssl
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 
 import ldap3
@@ -26,12 +41,16 @@ from ldap3.utils.conv import escape_filter_chars
 
 from accessd.config import LdapSettings
 from accessd.errors import DirectoryUnavailable, Invalid
+from accessd.models import PROFILE_COLUMNS
 
 log = logging.getLogger(__name__)
 
 PAGED_RESULTS = "1.2.840.113556.1.4.319"
 ADMIN_LOCK = "000001010000Z"  # OpenLDAP ppolicy: locked by an administrator until unlocked
 AD_NEVER = (0, 0x7FFFFFFFFFFFFFFF)
+# when the directory publishes no contextCSN, the mark is this host's clock less this margin
+# (changes in the margin are read twice, harmlessly; a server clock further behind is not covered)
+CLOCK_MARGIN = dt.timedelta(minutes=10)
 
 # Attribute mapping: a mapping key -> one attribute name or a list tried in order; "" disables it.
 OPENLDAP: dict[str, str | list[str]] = {
@@ -47,6 +66,7 @@ OPENLDAP: dict[str, str | list[str]] = {
     "start_date": "",
     "end_date": "",  # e.g. "employmentEndDate": a generalizedTime or YYYY-MM-DD date
     "locked": "pwdAccountLockedTime",
+    "lockout_time": "",
     "shadow_expire": "shadowExpire",
     "user_account_control": "",
     "account_expires": "",
@@ -62,6 +82,7 @@ ACTIVE_DIRECTORY: dict[str, str | list[str]] = {
     "employee_number": ["employeeID", "employeeNumber"],
     "department": "department",
     "locked": "",
+    "lockout_time": "lockoutTime",
     "shadow_expire": "",
     "user_account_control": "userAccountControl",
     "account_expires": "accountExpires",
@@ -75,16 +96,7 @@ DEFAULT_FILTERS = {
     "active_directory": ("(&(objectCategory=person)(objectClass=user))", "(objectClass=group)"),
 }
 
-PROFILE_FIELDS = (
-    "username",
-    "employee_number",
-    "display_name",
-    "email",
-    "department",
-    "title",
-    "manager",
-    "region",
-)
+PROFILE_FIELDS = PROFILE_COLUMNS  # the account columns the directory fills
 
 
 @dataclass(slots=True)
@@ -99,6 +111,9 @@ class DirectoryEntry:
     end_reason: str | None = None
     disabled_reason: str | None = None  # set when the directory itself disables the person now
     modified: str | None = None
+    # catalogue subject attributes mapped in ldap.attributes (None: the directory has no value)
+    attributes: dict[str, str | None] = field(default_factory=dict)
+    warning: str | None = None  # e.g. a temporary lockout: shown, changes nothing
 
 
 @dataclass(slots=True)
@@ -114,17 +129,39 @@ def norm_dn(dn: str) -> str:
     return ",".join(part.strip() for part in dn.lower().split(","))
 
 
+def _names(v) -> list[str]:
+    return ([v] if isinstance(v, str) else list(v)) if v else []
+
+
 def mapping_for(settings: LdapSettings) -> dict[str, list[str]]:
     """The effective attribute mapping: flavour defaults overridden by ``ldap.attributes``."""
     base = ACTIVE_DIRECTORY if settings.flavour == "active_directory" else OPENLDAP
-    merged = {**base, **(settings.attributes or {})}
-    unknown = set(merged) - set(OPENLDAP)
-    if unknown:
+    merged = {**base, **{k: v for k, v in (settings.attributes or {}).items() if k in OPENLDAP}}
+    return {k: _names(v) for k, v in merged.items()}
+
+
+def subject_attribute_mapping(
+    settings: LdapSettings, declared: Collection[str] | None
+) -> tuple[dict[str, list[str]], list[str]]:
+    """The keys of ``ldap.attributes`` that are not mapping keys: subject attributes -> LDAP names.
+
+    ``declared`` is the subject attributes of the policy in force. A key it does not declare is
+    not read and gets a warning (a policy change must not stop the sync's leavers). Without
+    ``declared`` (None) every such key is rejected as unknown.
+    """
+    extra = {k: _names(v) for k, v in (settings.attributes or {}).items() if k not in OPENLDAP}
+    if declared is None and extra:
         raise Invalid(
-            f"ldap.attributes: unknown mapping keys {', '.join(sorted(unknown))}; "
-            f"known: {', '.join(OPENLDAP)}"
+            f"ldap.attributes: unknown mapping keys {', '.join(sorted(extra))}; known: "
+            f"{', '.join(OPENLDAP)}, or a subject attribute declared in the policy catalogue"
         )
-    return {k: ([v] if isinstance(v, str) else list(v)) if v else [] for k, v in merged.items()}
+    declared = set(declared or ())
+    warnings = [
+        f"ldap.attributes: {k} is neither a mapping key nor a subject attribute of the policy in "
+        "force; not synced"
+        for k in sorted(set(extra) - declared)
+    ]
+    return {k: v for k, v in extra.items() if k in declared and v}, warnings
 
 
 def filters_for(settings: LdapSettings) -> tuple[str, str]:
@@ -151,9 +188,21 @@ def changed_since(filter_: str, attribute: str, mark: str) -> str:
     return f"(&{filter_}({attribute}>={value}))"
 
 
-def mark_order(mark: str):
-    """Sort key for high-water marks: numbers (uSNChanged) numerically, others as text."""
-    return (0, int(mark), "") if mark.isdigit() else (1, 0, mark)
+def clock_mark(attribute: str, now: dt.datetime | None = None) -> str:
+    """A high-water mark from this host's clock less ``CLOCK_MARGIN``, in ``attribute``'s syntax
+    (a CSN for entryCSN, generalizedTime otherwise): CSNs start with their commit time."""
+    t = (now or dt.datetime.now(dt.UTC)) - CLOCK_MARGIN
+    if attribute.lower() == "entrycsn":
+        return f"{t:%Y%m%d%H%M%S}.{t:%f}Z#000000#000#000000"
+    return f"{t:%Y%m%d%H%M%S}Z"
+
+
+def generalized_time(value: str) -> dt.datetime | None:
+    """``20260131120000Z`` (fractions ignored) as an aware UTC datetime."""
+    try:
+        return dt.datetime.strptime(value.strip()[:14], "%Y%m%d%H%M%S").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None
 
 
 # --- value parsing ----------------------------------------------------------------------------
@@ -208,20 +257,25 @@ class Directory:
         self,
         settings: LdapSettings,
         *,
+        subject_attributes: Collection[str] | None = None,
         progress: Callable[[int], None] | None = None,
         progress_every: int = 1000,
     ):
+        """``subject_attributes``: the policy's declared subject attributes (which extra keys of
+        ``ldap.attributes`` to read); None rejects any key that is not a mapping key."""
         if not settings.url:
             raise Invalid("ldap.url is not configured")
         if not settings.user_base:
             raise Invalid("ldap.user_base is not configured")
         self.settings = settings
         self.mapping = mapping_for(settings)
+        self.extra, self.warnings = subject_attribute_mapping(settings, subject_attributes)
         self.user_filter, self.group_filter = filters_for(settings)
         self.progress = progress
         self.progress_every = progress_every
         self.conn: ldap3.Connection | None = None
         self._read = 0
+        self._lockout_seconds: dict[str, int] = {}  # password policy DN (normalised) -> duration
 
     # connection ------------------------------------------------------------------------------
 
@@ -283,8 +337,11 @@ class Directory:
 
     # searching -------------------------------------------------------------------------------
 
-    def paged_search(self, base: str, filter_: str, attributes: list[str]) -> Iterator[dict]:
-        """Yield every matching entry (``dn``, ``attributes``, ``raw_attributes``) page by page.
+    def paged_search(
+        self, base: str, filter_: str, attributes: list[str], *, counted: bool = True
+    ) -> Iterator[dict]:
+        """Yield every matching entry (``dn``, ``attributes``, ``raw_attributes``) page by page;
+        ``counted`` entries (people and groups, not policies) feed the progress callback.
 
         Raises DirectoryUnavailable unless every page was read: callers may treat what they
         receive as complete only when the generator finished without raising.
@@ -328,8 +385,8 @@ class Directory:
             for item in self.conn.response or ():
                 if item.get("type") == "searchResEntry":
                     count += 1
-                    self._read += 1
-                    if self.progress and self._read % self.progress_every == 0:
+                    self._read += counted
+                    if counted and self.progress and self._read % self.progress_every == 0:
                         self.progress(self._read)
                     yield item
             pages += 1
@@ -340,7 +397,71 @@ class Directory:
 
     def _user_attributes(self) -> list[str]:
         names = [a for key, attrs in self.mapping.items() if not key.startswith("group_") for a in attrs]
+        names += [a for attrs in self.extra.values() for a in attrs]
+        if self.mapping["locked"]:
+            names.append("pwdPolicySubentry")
         return sorted(set(names))
+
+    # before a read ---------------------------------------------------------------------------
+
+    def _base_entry(self, base: str, attributes: list[str]) -> dict:
+        """The attributes of one entry (base scope); {} when it cannot be read."""
+        try:
+            ok = self.conn.search(base, "(objectClass=*)", ldap3.BASE, attributes=attributes)
+        except LDAPException:
+            return {}
+        return self.conn.response[0]["attributes"] if ok and self.conn.response else {}
+
+    @functools.cached_property
+    def naming_context(self) -> str | None:
+        """The directory suffix that holds ``user_base`` (from the root DSE)."""
+        contexts = self._base_entry("", ["namingContexts"]).get("namingContexts", [])
+        base = norm_dn(self.settings.user_base)
+        matching = [c for c in contexts if base == norm_dn(c) or base.endswith("," + norm_dn(c))]
+        return max(matching, key=len) if matching else None
+
+    def high_water_mark(self) -> tuple[str | None, str | None]:
+        """The change sequence the directory has reached now, read *before* a run reads entries:
+        the next incremental run reads everything changed after it, including changes made while
+        this run was reading. Returns (mark, warning).
+
+        entryCSN: the smallest contextCSN of the suffix (one value per provider; the smallest, so
+        a change replicated late from any provider is not skipped). uSNChanged: the root DSE's
+        highestCommittedUSN (None without one: the next incremental run reads everything).
+        Otherwise (timestamps, or OpenLDAP without the syncprov overlay) this host's clock less
+        CLOCK_MARGIN.
+        """
+        attribute = self.mapping["modified"][0]
+        if attribute.lower() == "entrycsn" and (suffix := self.naming_context):
+            values = self._base_entry(suffix, ["contextCSN"]).get("contextCSN") or []
+            if values:
+                return min(values), None
+        if attribute.lower() == "usnchanged":
+            usn = self._base_entry("", ["highestCommittedUSN"]).get("highestCommittedUSN")
+            if usn:
+                return str(usn[0] if isinstance(usn, list) else usn), None
+        if attribute.lower() == "usnchanged":  # no clock can stand in for a USN
+            return None, "the directory publishes no highestCommittedUSN; the next incremental run reads all"
+        warning = None
+        if attribute.lower() == "entrycsn":
+            warning = (
+                "the directory publishes no contextCSN (load the syncprov overlay); the high-water "
+                f"mark is this host's clock less {CLOCK_MARGIN.seconds // 60} minutes"
+            )
+        return clock_mark(attribute), warning
+
+    def load_password_policies(self) -> None:
+        """Read every ppolicy entry's lockout duration (one search of the suffix), before the
+        users, so that locks can be classified as they are read."""
+        if not self.mapping["locked"]:
+            return
+        base = self.naming_context or self.settings.user_base
+        attributes = ["pwdLockout", "pwdLockoutDuration"]
+        for item in self.paged_search(base, "(objectClass=pwdPolicy)", attributes, counted=False):
+            attrs = item["attributes"]
+            lockout = str(_first(attrs, ["pwdLockout"]) or "FALSE").upper() == "TRUE"
+            duration = _first(attrs, ["pwdLockoutDuration"])
+            self._lockout_seconds[norm_dn(item["dn"])] = int(duration or 0) if lockout else 0
 
     def users(self, since: str | None = None) -> Iterator[DirectoryEntry]:
         """Every user (or, with ``since``, those changed at or after that timestamp)."""
@@ -388,7 +509,11 @@ class Directory:
             return None
         profile = {f: _first(attrs, m[f]) for f in PROFILE_FIELDS}
         entry = DirectoryEntry(
-            key=str(key).lower(), dn=item["dn"], profile=profile, modified=_first(attrs, m["modified"])
+            key=str(key).lower(),
+            dn=item["dn"],
+            profile=profile,
+            modified=_first(attrs, m["modified"]),
+            attributes={name: _text(_first(attrs, names)) for name, names in self.extra.items()},
         )
         start = _first(attrs, m["start_date"])
         entry.start_date = parse_date(start) if start else None
@@ -402,10 +527,12 @@ class Directory:
 
         locked = _first(attrs, m["locked"])
         if locked:
-            if locked == ADMIN_LOCK:
-                entry.disabled_reason = "directory: locked by an administrator (pwdAccountLockedTime)"
-            else:
-                entry.disabled_reason = f"directory: account locked (pwdAccountLockedTime {locked})"
+            self._read_lock(entry, str(locked), _first(attrs, ["pwdPolicySubentry"]))
+        lockout = _first(attrs, m["lockout_time"])
+        if lockout and (t := ad_filetime(str(lockout))):
+            entry.warning = (
+                f"{entry.dn}: locked out since {t:%Y-%m-%d %H:%M} UTC (lockoutTime); not a departure"
+            )
         uac = _first(attrs, m["user_account_control"])
         if uac and not entry.disabled_reason:
             try:
@@ -430,6 +557,43 @@ class Directory:
             entry.end_date, entry.end_reason = min(ends)
             if entry.end_date < today and not entry.disabled_reason:
                 entry.disabled_reason = entry.end_reason
+
+    def _read_lock(self, entry: DirectoryEntry, locked: str, policy_dn: str | None) -> None:
+        """An administrator's lock disables; a temporary lockout after failed logins only warns."""
+        if locked == ADMIN_LOCK:
+            entry.disabled_reason = "directory: locked by an administrator (pwdAccountLockedTime)"
+            return
+        policy = policy_dn or self.settings.password_policy_dn
+        seconds = self._lockout_seconds.get(norm_dn(policy)) if policy else None
+        since = generalized_time(locked)
+        why = None
+        if seconds is None:
+            why = f"password policy {policy} not readable" if policy else "no known password policy"
+            self.warnings.append(
+                f"{entry.dn}: locked at {locked} with {why}: treated as an administrator's lock; set "
+                "ldap.password_policy_dn to the default ppolicy if this is a lockout after failed logins"
+            )
+        elif seconds == 0:
+            why = "no pwdLockoutDuration"
+        elif since is None:
+            why = "unreadable lock time"
+        if why:
+            entry.disabled_reason = (
+                f"directory: account locked until unlocked (pwdAccountLockedTime {locked}, {why})"
+            )
+            return
+        until = since + dt.timedelta(seconds=seconds)
+        if until > dt.datetime.now(dt.UTC):
+            entry.warning = (
+                f"{entry.dn}: locked out after failed logins until {until:%Y-%m-%d %H:%M:%S} UTC "
+                f"(pwdAccountLockedTime {locked} + pwdLockoutDuration {seconds}s); not a departure"
+            )
+
+
+def _text(value) -> str | None:
+    if value is None or value == "":
+        return None
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 def _first(attrs: dict, names: list[str]):

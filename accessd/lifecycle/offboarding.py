@@ -11,6 +11,17 @@ restored and must be granted again.
 
 Every change bumps ``account.updated_at`` (other processes poll it) and, when access shrinks,
 ``session_epoch`` (sessions issued before become invalid).
+
+Who disabled an account is recorded as ``account.disabled_by``, the ``source`` of the call:
+
+* ``directory`` -- the LDAP sync (the directory locked, expired or removed the person);
+* ``admin`` -- the admin UI; ``cli`` -- ``accessd offboard`` / ``accessd account``;
+* ``hr`` -- the HR webhook; ``scim`` -- SCIM; ``scheduler`` -- the daily end-date sweep.
+
+The directory may lift only what the directory did: :func:`reenable` with source ``directory``
+leaves an account disabled by anyone else alone. Offboarding an account the directory disabled,
+from any other source, takes the departure over: the new source and reason are recorded (a
+``leaver_confirmed`` event, no second ``leaver``), so the directory can no longer lift it.
 """
 
 from __future__ import annotations
@@ -22,6 +33,9 @@ from sqlalchemy.orm import Session
 
 from accessd import audit
 from accessd.models import Account, LifecycleEvent, RoleGrant, utcnow
+
+DIRECTORY = "directory"
+SOURCES = ("directory", "admin", "cli", "hr", "scim", "scheduler")
 
 
 def offboard(
@@ -35,6 +49,10 @@ def offboard(
 ) -> bool:
     """Disable ``account`` now, or schedule it: a future ``effective`` date only sets ``end_date``
     (the decision engine denies after the end date itself). Returns True when something changed.
+
+    ``source`` is one of ``SOURCES`` (see the module docstring) and becomes ``disabled_by``. An
+    account already disabled keeps its reason and source, except that a non-directory source
+    takes over a directory disable. ``reason`` is free text and decides nothing.
     """
     now = utcnow()
     today = now.date()
@@ -58,13 +76,16 @@ def offboard(
         )
         return True
 
-    if account.status == "disabled" and not account.grants:
+    was, was_by, was_reason = account.status, account.disabled_by, account.status_reason
+    take_over = was == "disabled" and was_by == DIRECTORY and source != DIRECTORY
+    if was == "disabled" and not account.grants and not take_over:
         return False
     removed = sorted(f"{g.role} ({g.source})" for g in account.grants)
-    was = account.status
     account.grants.clear()  # delete-orphan cascade deletes the rows
     account.status = "disabled"
-    account.status_reason = reason[:200]
+    if was != "disabled" or take_over or not was_by:
+        account.status_reason = reason[:200]
+        account.disabled_by = source
     account.disabled_at = account.disabled_at if was == "disabled" and account.disabled_at else now
     if effective is not None and (account.end_date is None or account.end_date > effective):
         account.end_date = effective
@@ -73,7 +94,7 @@ def offboard(
     _record(
         session,
         account,
-        "leaver",
+        "leaver_confirmed" if take_over else "leaver",
         "account.offboard",
         reason,
         source,
@@ -81,6 +102,7 @@ def offboard(
         now,
         previous_status=was,
         removed_roles=removed,
+        **({"previous_source": was_by, "previous_reason": was_reason} if take_over else {}),
     )
     return True
 
@@ -94,16 +116,23 @@ def reenable(
     actor: str,
     roles: Iterable[tuple[str, str | None]] = (),
 ) -> bool:
-    """Re-enable a returning employee with ``roles`` ((role, group DN) pairs from the directory).
+    """Re-enable a disabled account with ``roles`` ((role, group DN) pairs from the directory).
 
-    Manual grants removed at offboarding are not restored. A past end date is cleared. Returns
-    False (and changes nothing) when the account is already active.
+    ``source`` is one of ``SOURCES``: ``directory`` for a returning employee (the sync), ``cli`` or
+    ``admin`` for an administrator's decision. The directory lifts only its own disables: with
+    source ``directory`` an account disabled by anyone else stays disabled. Manual grants removed
+    at offboarding are not restored. A past end date is cleared. Returns False (and changes
+    nothing) when the account is active or not the directory's to re-enable.
     """
     if account.status != "disabled":
         return False
+    if source == DIRECTORY and account.disabled_by != DIRECTORY:
+        return False
     now = utcnow()
+    previous_by = account.disabled_by
     account.status = "active"
     account.status_reason = None
+    account.disabled_by = None
     account.disabled_at = None
     if account.end_date is not None and account.end_date < now.date():
         account.end_date = None
@@ -118,7 +147,18 @@ def reenable(
             granted.append(role)
     account.session_epoch = (account.session_epoch or 0) + 1
     account.updated_at = now
-    _record(session, account, "rehire", "account.reenable", reason, source, actor, now, roles=sorted(granted))
+    _record(
+        session,
+        account,
+        "rehire",
+        "account.reenable",
+        reason,
+        source,
+        actor,
+        now,
+        roles=sorted(granted),
+        previous_source=previous_by,
+    )
     return True
 
 

@@ -1,20 +1,33 @@
 """Reconcile the directory with accessd's accounts: read -> plan -> (check) -> apply.
 
-``run_sync(db, settings, kind=..., dry_run=...)`` reads the directory completely (one paged search
-for users, one for groups), loads accounts and grants into dicts, computes a :class:`plan <SyncPlan>`
-in memory and writes only the differences, in bulk. The plan is stored on the ``SyncRun``; a dry
-run stops there, a real run applies exactly that plan, and a run that would disable or strip too
-many accounts stops as ``pending_approval`` until ``approve(...)`` applies the stored plan once.
+``run_sync(db, settings, kind=..., dry_run=..., source=...)`` reads the directory completely (one
+paged search for users, one for groups), loads accounts and grants into dicts, computes a
+:class:`plan <SyncPlan>` in memory and writes only the differences, in bulk. The plan is stored on
+the ``SyncRun``; a dry run stops there, a real run applies exactly that plan, and a run that would
+disable or strip too many accounts stops as ``pending_approval``.
+
+One at a time: every run and every approval holds the database's sync lock
+(:mod:`accessd.lifecycle.locks`) from before its run record is written until it is finished; a
+second process gets ``SyncBusy`` at once and records nothing. With the lock held, runs still
+``running`` were left by a dead process and are marked failed (``INTERRUPTED``).
 
 Safety (never deprovision on incomplete evidence): if the directory could not be bound or read
 completely (any page, a size or time limit, a missing base DN), or a full run sees fewer people
 than ``sync.min_seen_ratio`` of the last good full run (or nobody at all while directory accounts
 exist), the run fails and changes nothing.
 
+Approval (``approve``) re-reads the directory and plans again; it applies only what is still true,
+holds the plan again as a new run when it needs approval for more than was approved, and refuses
+a run older than a newer completed run. Every newer real run supersedes older held runs.
+
+Who may lift a disable: the sync re-enables only accounts whose ``disabled_by`` is ``directory``;
+an account disabled by an administrator, HR, SCIM, the CLI or the scheduler stays disabled.
+
 Incremental runs read only entries changed after the high-water mark of the last applied run
-(``entryCSN`` on OpenLDAP, ``uSNChanged`` on AD; ``modifyTimestamp`` can be configured); they
-never infer departures from absence -- deletions are caught by the next full run. Groups are
-re-read in full only when a group changed or a changed person is new, renamed or returning.
+(``entryCSN`` on OpenLDAP, ``uSNChanged`` on AD; ``modifyTimestamp`` can be configured), the mark
+being what the directory had reached *before* that run began to read; they never infer departures
+from absence -- deletions are caught by the next full run. Groups are re-read in full only when a
+group changed or a changed person is new, renamed or returning.
 
 Subject ids: a new account's ``subject_id`` is its username. When that is already taken (a uid
 deleted and re-created is a new person with a new entryUUID), the new account gets
@@ -24,6 +37,7 @@ its history.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -43,19 +57,19 @@ from accessd.lifecycle.directory import (
     Directory,
     DirectoryEntry,
     DirectoryGroup,
-    mark_order,
     norm_dn,
 )
+from accessd.lifecycle.locks import SyncLock
 from accessd.lifecycle.offboarding import offboard, reenable
 from accessd.models import Account, LifecycleEvent, RoleGrant, SyncAction, SyncRun, utcnow
 
 log = logging.getLogger(__name__)
 
 SOURCE = "directory"
-REASON_PREFIX = "directory:"
 GONE = "directory: gone from the directory"
-# fields the sync keeps equal to the directory (besides roles and status)
-SYNCED_FIELDS = ("directory_dn", *PROFILE_FIELDS, "start_date")
+# fields the sync keeps equal to the directory (besides roles and status); of ``attributes`` only
+# the keys mapped in ldap.attributes (see directory.subject_attribute_mapping)
+SYNCED_FIELDS = ("directory_dn", *PROFILE_FIELDS, "attributes", "start_date")
 DATE_FIELDS = {"start_date"}
 
 
@@ -67,6 +81,7 @@ class DirectorySnapshot:
     users: list[DirectoryEntry]
     groups: list[DirectoryGroup] | None
     high_water_mark: str | None
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -85,6 +100,13 @@ class SyncPlan:
             "warnings": self.warnings,
             "high_water_mark": self.high_water_mark,
         }
+
+    @classmethod
+    def for_snapshot(cls, snapshot: DirectorySnapshot) -> SyncPlan:
+        """An empty plan carrying what the read warned about (e.g. temporary lockouts)."""
+        return cls(
+            kind=snapshot.kind, high_water_mark=snapshot.high_water_mark, warnings=list(snapshot.warnings)
+        )
 
     @classmethod
     def from_json(cls, data: dict) -> SyncPlan:
@@ -136,20 +158,28 @@ def read_directory(
     A full read (or an incremental one without a high-water mark) reads everything. An
     incremental read reads changed users and changed groups, and all groups only when a group
     changed or ``needs_groups(changed_users)`` says so.
+
+    The snapshot's high-water mark is the one the directory had reached *before* the read began:
+    a change committed during the read (to a page already read) is read again by the next
+    incremental run. Runs therefore overlap a little; re-reading an entry is harmless because
+    the plan compares the directory with the accounts, never replays changes.
     """
     full = kind == "full" or not since
+    mark, mark_warning = directory.high_water_mark()
+    directory.load_password_policies()
     users = list(directory.users(None if full else since))
     if full:
         groups: list[DirectoryGroup] | None = list(directory.groups())
     else:
         changed = list(directory.groups(since))
         groups = list(directory.groups()) if changed or (needs_groups and needs_groups(users)) else None
-    marks = [u.modified for u in users if u.modified] + [g.modified for g in groups or () if g.modified]
-    if since:
-        marks.append(since)
-    mark = max(marks, key=mark_order) if marks else None
+    warnings = [w for w in [mark_warning, *directory.warnings] if w] + [u.warning for u in users if u.warning]
     return DirectorySnapshot(
-        kind="full" if full else "incremental", users=users, groups=groups, high_water_mark=mark
+        kind="full" if full else "incremental",
+        users=users,
+        groups=groups,
+        high_water_mark=mark,
+        warnings=warnings,
     )
 
 
@@ -165,6 +195,7 @@ class _Acc:
     status_reason: str | None
     end_date: dt.date | None
     fields: dict
+    disabled_by: str | None = None
 
 
 def load_state(session: Session) -> tuple[dict[int, _Acc], dict[int, list[tuple]]]:
@@ -176,10 +207,13 @@ def load_state(session: Session) -> tuple[dict[int, _Acc], dict[int, list[tuple]
         Account.status,
         Account.status_reason,
         Account.end_date,
+        Account.disabled_by,
         *(getattr(Account, f) for f in SYNCED_FIELDS),
     ]
     accounts = {}
     for row in session.execute(select(*cols)):
+        fields = dict(zip(SYNCED_FIELDS, row[7:], strict=True))
+        fields["attributes"] = fields["attributes"] or {}
         accounts[row[0]] = _Acc(
             id=row[0],
             subject_id=row[1],
@@ -187,7 +221,8 @@ def load_state(session: Session) -> tuple[dict[int, _Acc], dict[int, list[tuple]
             status=row[3],
             status_reason=row[4],
             end_date=row[5],
-            fields=dict(zip(SYNCED_FIELDS, row[6:], strict=True)),
+            disabled_by=row[6],
+            fields=fields,
         )
     grants: dict[int, list[tuple]] = defaultdict(list)
     for gid, acc_id, role, source, ref in session.execute(
@@ -284,6 +319,14 @@ def _value(v):
     return v.isoformat() if isinstance(v, dt.date) else v
 
 
+def _wanted(e: DirectoryEntry, acc: _Acc | None) -> dict:
+    """The synced fields as the directory has them. Attribute keys the directory maps are set
+    (or removed when the directory has no value); keys it does not map are kept."""
+    attributes = {k: v for k, v in (acc.fields["attributes"] if acc else {}).items() if k not in e.attributes}
+    attributes.update({k: v for k, v in e.attributes.items() if v is not None})
+    return {"directory_dn": e.dn, **e.profile, "attributes": attributes, "start_date": e.start_date}
+
+
 def plan_sync(
     snapshot: DirectorySnapshot,
     accounts: dict[int, _Acc],
@@ -293,7 +336,7 @@ def plan_sync(
 ) -> SyncPlan:
     """Compute what to change; pure (no I/O) so a dry run and a real run plan identically."""
     today = today or dt.date.today()
-    plan = SyncPlan(kind=snapshot.kind, high_water_mark=snapshot.high_water_mark)
+    plan = SyncPlan.for_snapshot(snapshot)
     resolver = (
         RoleResolver(snapshot.groups, settings.ldap.group_roles, settings.ldap.group_depth_limit)
         if snapshot.groups is not None
@@ -363,7 +406,7 @@ def plan_sync(
     # 2. people the directory lists
     for key, e in entries.items():
         acc = by_key.get(key)
-        wanted = {"directory_dn": e.dn, **e.profile, "start_date": e.start_date}
+        wanted = _wanted(e, acc)
         departed = e.disabled_reason
         if acc is None:
             emp = wanted["employee_number"]
@@ -440,7 +483,7 @@ def plan_sync(
                 leaving.add(acc.id)
             continue
         if acc.status == "disabled":
-            if (acc.status_reason or "").startswith(REASON_PREFIX):
+            if acc.disabled_by == SOURCE:  # the directory lifts only what it did itself
                 roles = desired_roles(e.dn)
                 if roles is None:
                     plan.warnings.append(f"{e.dn}: returning employee needs group data; left for a full run")
@@ -454,7 +497,7 @@ def plan_sync(
                         "roles": [list(r) for r in sorted(roles.items())],
                     }
                 )
-            continue  # disabled by someone else (admin, HR): the directory does not re-enable
+            continue  # disabled by someone else (admin, HR, CLI): final until they undo it
         if e.end_date and e.end_date != acc.end_date:
             leaves.append(
                 {
@@ -484,6 +527,29 @@ def plan_sync(
 
 def _date(v):
     return dt.date.fromisoformat(v) if isinstance(v, str) else v
+
+
+def _join_row(j: dict, now: dt.datetime) -> dict:
+    """The account row a join action inserts (a person already departed joins disabled)."""
+    f = j["fields"]
+    disabled = j["status"] == "disabled"
+    return {
+        "subject_id": j["subject_id"],
+        "directory_key": j["key"],
+        **{name: f[name] for name in PROFILE_FIELDS},
+        "directory_dn": f["directory_dn"],
+        "display_name": f["display_name"] or f["username"],
+        "attributes": f.get("attributes") or {},
+        "start_date": _date(f["start_date"]),
+        "end_date": _date(j["end_date"]),
+        "status": j["status"],
+        "status_reason": j["reason"] if disabled else None,
+        "disabled_by": SOURCE if disabled else None,
+        "disabled_at": now if disabled else None,
+        "session_epoch": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
 
 
 def apply_plan(session: Session, plan: SyncPlan, *, run_id: int, actor: str) -> dict[str, int]:
@@ -534,33 +600,7 @@ def apply_plan(session: Session, plan: SyncPlan, *, run_id: int, actor: str) -> 
             session.execute(
                 update(Account).where(Account.id.in_(freed)).values(employee_number=None, updated_at=now)
             )
-        rows = []
-        for j in joins:
-            f = j["fields"]
-            disabled = j["status"] == "disabled"
-            rows.append(
-                {
-                    "subject_id": j["subject_id"],
-                    "directory_key": j["key"],
-                    "directory_dn": f["directory_dn"],
-                    "username": f["username"],
-                    "employee_number": f["employee_number"],
-                    "display_name": f["display_name"] or f["username"],
-                    "email": f["email"],
-                    "department": f["department"],
-                    "title": f["title"],
-                    "manager": f["manager"],
-                    "region": f["region"],
-                    "start_date": _date(f["start_date"]),
-                    "end_date": _date(j["end_date"]),
-                    "status": j["status"],
-                    "status_reason": j["reason"] if disabled else None,
-                    "disabled_at": now if disabled else None,
-                    "session_epoch": 0,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
+        rows = [_join_row(j, now) for j in joins]
         for start in range(0, len(rows), 1000):
             chunk = rows[start : start + 1000]
             for acc_id, key in session.execute(
@@ -679,7 +719,7 @@ def describe_action(a: dict) -> str:
         state = "" if a["status"] == "active" else f" (disabled: {a['reason']})"
         return f"join {who} ({a['fields']['directory_dn']}) with {roles}{state}"
     if kind == "update":
-        parts = [f"{f}: {old!r} -> {new!r}" for f, (old, new) in sorted(a["changes"].items())]
+        parts = [p for f, (old, new) in sorted(a["changes"].items()) for p in _change_texts(f, old, new)]
         return f"update {who}: " + "; ".join(parts)
     if kind == "leave":
         when = (
@@ -699,6 +739,17 @@ def describe_action(a: dict) -> str:
     return f"{kind} {who}"
 
 
+def _change_texts(name: str, old, new) -> list[str]:
+    if name != "attributes":
+        return [f"{name}: {old!r} -> {new!r}"]
+    old, new = old or {}, new or {}
+    return [
+        f"attributes.{k}: {old.get(k)!r} -> {new.get(k)!r}"
+        for k in sorted(set(old) | set(new))
+        if old.get(k) != new.get(k)
+    ]
+
+
 # --- the run ------------------------------------------------------------------------------------
 
 
@@ -714,33 +765,62 @@ def _finish(db: Database, run_id: int, **values) -> None:
         s.execute(update(SyncRun).where(SyncRun.id == run_id).values(finished_at=utcnow(), **values))
 
 
-def run_sync(
-    db: Database,
+INTERRUPTED = "interrupted: the process running it stopped before it finished"
+
+
+@dataclass
+class _Context:
+    """What a run needs from the database before it reads the directory."""
+
+    kind: str
+    since: str | None  # incremental: the high-water mark of the last applied run
+    last_seen: int | None  # people seen by the last good full run
+    accounts: dict[int, _Acc]
+    grants: dict[int, list[tuple]]
+    subject_attributes: set[str]
+
+
+def _load_context(session: Session, kind: str) -> _Context:
+    last_any = _last_good(session, full_only=False)
+    last_full = _last_good(session, full_only=True)
+    accounts, grants = load_state(session)
+    return _Context(
+        kind=kind,
+        since=last_any.high_water_mark if (kind == "incremental" and last_any) else None,
+        last_seen=last_full.seen if last_full else None,
+        accounts=accounts,
+        grants=grants,
+        subject_attributes=_declared_subject_attributes(session),
+    )
+
+
+def _declared_subject_attributes(session: Session) -> set[str]:
+    """The subject attributes of the policy in force (none before a policy is loaded)."""
+    from accessd import revisions
+
+    rev = revisions.current(session)
+    return set(revisions.policy_of(rev).catalogue.subject_attributes) if rev else set()
+
+
+@dataclass
+class _Outcome:
+    seen: int
+    plan: SyncPlan | None  # None: nothing may change; ``reason`` says why
+    reason: str | None
+    timings: dict[str, float]
+
+
+def _read_and_plan(
     settings: Settings,
+    ctx: _Context,
     *,
-    kind: str = "full",
-    dry_run: bool = False,
-    actor: str = "system:sync",
-    progress: Callable[[int], None] | None = None,
-    today: dt.date | None = None,
-) -> SyncResult:
-    """Run one sync and record it. Never raises for directory problems: the run is marked failed
-    with the reason and nothing is changed."""
-    if kind not in ("full", "incremental"):
-        raise ValueError("kind must be full or incremental")
-    with db.session() as s:
-        run = SyncRun(kind=kind, dry_run=dry_run, status="running", actor=actor, counts={})
-        s.add(run)
-        s.flush()
-        run_id = run.id
-        last_any = _last_good(s, full_only=False)
-        since = last_any.high_water_mark if (kind == "incremental" and last_any) else None
-        last_full = _last_good(s, full_only=True)
-        last_seen = last_full.seen if last_full else None
-        accounts, grants = load_state(s)
+    progress: Callable[[int], None] | None,
+    today: dt.date | None,
+) -> _Outcome:
+    """Read the directory completely and plan; a failed or implausibly small read gives no plan."""
 
     def needs_groups(users: list[DirectoryEntry]) -> bool:
-        known = {a.key: a for a in accounts.values() if a.key}
+        known = {a.key: a for a in ctx.accounts.values() if a.key}
         for u in users:
             acc = known.get(u.key)
             if acc is None or acc.fields["directory_dn"] != u.dn or acc.status == "disabled":
@@ -749,123 +829,314 @@ def run_sync(
 
     t0 = time.perf_counter()
     try:
-        with Directory(settings.ldap, progress=progress, progress_every=settings.sync.progress_every) as d:
-            snapshot = read_directory(d, kind, since, needs_groups)
+        with Directory(
+            settings.ldap,
+            subject_attributes=ctx.subject_attributes,
+            progress=progress,
+            progress_every=settings.sync.progress_every,
+        ) as d:
+            snapshot = read_directory(d, ctx.kind, ctx.since, needs_groups)
     except DirectoryUnavailable as exc:
-        _finish(db, run_id, status="failed", reason=exc.message)
-        log.warning("sync run %s failed: %s", run_id, exc.message)
-        return SyncResult(run_id, "failed", exc.message, dry_run, 0, None, {})
-
+        return _Outcome(0, None, exc.message, {})
     seen = len(snapshot.users)
     timings = {"read": time.perf_counter() - t0}
-    if snapshot.kind == "full":
-        dir_accounts = sum(1 for a in accounts.values() if a.key and a.status != "disabled")
-        reason = None
-        if seen == 0 and dir_accounts:
-            reason = (
-                f"the directory returned no people under {settings.ldap.user_base} while {dir_accounts} "
-                "directory accounts are active; check the bind's read access and the base DN"
-            )
-        elif last_seen and seen < settings.sync.min_seen_ratio * last_seen:
-            reason = (
-                f"saw {seen} people, fewer than {settings.sync.min_seen_ratio:.0%} of the "
-                f"{last_seen} in the last good full run; nothing changed"
-            )
-        if reason:
-            _finish(db, run_id, status="failed", reason=reason, seen=seen)
-            return SyncResult(run_id, "failed", reason, dry_run, seen, None, {})
-
+    reason = _too_few(snapshot, ctx, settings)
+    if reason:
+        return _Outcome(seen, None, reason, timings)
     t1 = time.perf_counter()
-    plan = plan_sync(snapshot, accounts, grants, settings, today=today)
+    plan = plan_sync(snapshot, ctx.accounts, ctx.grants, settings, today=today)
     timings["plan"] = time.perf_counter() - t1
-    counts = plan.counts()
+    return _Outcome(seen, plan, None, timings)
+
+
+def _too_few(snapshot: DirectorySnapshot, ctx: _Context, settings: Settings) -> str | None:
+    """Why a full read is not evidence enough to change anyone (nobody, or far fewer than before)."""
+    if snapshot.kind != "full":
+        return None
+    seen = len(snapshot.users)
+    dir_accounts = sum(1 for a in ctx.accounts.values() if a.key and a.status != "disabled")
+    if seen == 0 and dir_accounts:
+        return (
+            f"the directory returned no people under {settings.ldap.user_base} while {dir_accounts} "
+            "directory accounts are active; check the bind's read access and the base DN"
+        )
+    if ctx.last_seen and seen < settings.sync.min_seen_ratio * ctx.last_seen:
+        return (
+            f"saw {seen} people, fewer than {settings.sync.min_seen_ratio:.0%} of the "
+            f"{ctx.last_seen} in the last good full run; nothing changed"
+        )
+    return None
+
+
+def _approval_reason(
+    plan: SyncPlan, accounts: dict[int, _Acc], settings: Settings, run_id: int
+) -> str | None:
+    """Why ``plan`` must wait for approval (too many disables or role removals), or None."""
     reductions = plan.reductions()
     active = sum(1 for a in accounts.values() if a.status != "disabled")
-    needs_approval = (
-        len(reductions) > settings.sync.approval_min_accounts
-        and len(reductions) > settings.sync.approval_min_ratio * active
-    )
-    approval_reason = (
-        f"would disable or remove roles from {len(reductions)} of {active} active accounts "
-        f"(more than {settings.sync.approval_min_accounts} and more than "
-        f"{settings.sync.approval_min_ratio:.0%}); approve with `accessd sync approve {run_id}`"
-    )
-    if dry_run or needs_approval:
-        # the plan is stored either way: a dry run to show it, a held run to apply it on approval
-        if dry_run:
-            status = "succeeded"
-            reason = f"dry run; a real run {approval_reason}" if needs_approval else "dry run"
-        else:
-            status, reason = "pending_approval", approval_reason
-        _finish(
-            db,
-            run_id,
-            status=status,
-            reason=reason,
-            seen=seen,
-            counts=counts,
+    s = settings.sync
+    if len(reductions) > s.approval_min_accounts and len(reductions) > s.approval_min_ratio * active:
+        return (
+            f"would disable or remove roles from {len(reductions)} of {active} active accounts "
+            f"(more than {s.approval_min_accounts} and more than {s.approval_min_ratio:.0%}); "
+            f"approve with `accessd sync approve {run_id}`"
+        )
+    return None
+
+
+def _store(session: Session, run_id: int, plan: SyncPlan, **values) -> None:
+    session.execute(
+        update(SyncRun)
+        .where(SyncRun.id == run_id)
+        .values(
+            finished_at=utcnow(),
+            counts=plan.counts(),
             plan=plan.to_json(),
             high_water_mark=plan.high_water_mark,
+            **values,
         )
-        return SyncResult(run_id, status, reason, dry_run, seen, plan, counts)
+    )
+
+
+def _supersede_older(session: Session, run_id: int) -> None:
+    """A newer real run read the directory later: older held plans can no longer be approved."""
+    session.execute(
+        update(SyncRun)
+        .where(SyncRun.id < run_id, SyncRun.status == "pending_approval")
+        .values(
+            status="superseded",
+            reason=f"superseded by run {run_id}, which read the directory later",
+            finished_at=utcnow(),
+        )
+    )
+
+
+def _fail_interrupted(db: Database) -> None:
+    """Mark runs a dead process left ``running`` as failed. Called with the sync lock held: no
+    live process can be running one."""
+    with db.session() as s:
+        s.execute(
+            update(SyncRun)
+            .where(SyncRun.status.in_(("running", "applying")))
+            .values(status="failed", reason=INTERRUPTED, finished_at=utcnow())
+        )
+
+
+def run_sync(
+    db: Database,
+    settings: Settings,
+    *,
+    kind: str = "full",
+    dry_run: bool = False,
+    actor: str = "system:sync",
+    source: str = "cli",
+    progress: Callable[[int], None] | None = None,
+    today: dt.date | None = None,
+) -> SyncResult:
+    """Run one sync and record it, ``source`` (cli, scheduler, cron, ...) saying what started it.
+
+    Never raises for directory problems: the run is marked failed with the reason and nothing is
+    changed. Raises SyncBusy, recording nothing, while another process holds the sync lock. Any
+    other error marks the run failed and is raised again.
+    """
+    if kind not in ("full", "incremental"):
+        raise ValueError("kind must be full or incremental")
+    with SyncLock(db) as lock:
+        _fail_interrupted(db)
+        with db.session() as s:
+            run = SyncRun(kind=kind, dry_run=dry_run, status="running", actor=actor, source=source, counts={})
+            s.add(run)
+            s.flush()
+            run_id = run.id
+            ctx = _load_context(s, kind)
+        lock.set_run(run_id)
+        try:
+            out = _read_and_plan(settings, ctx, progress=progress, today=today)
+            return _conclude(db, settings, run_id, ctx, out, dry_run=dry_run, actor=actor)
+        except BaseException as exc:
+            with contextlib.suppress(Exception), db.session() as s:  # the database may be what failed
+                s.execute(
+                    update(SyncRun)
+                    .where(SyncRun.id == run_id, SyncRun.status == "running")
+                    .values(status="failed", reason=f"{type(exc).__name__}: {exc}", finished_at=utcnow())
+                )
+            raise
+
+
+def _conclude(
+    db: Database, settings: Settings, run_id: int, ctx: _Context, out: _Outcome, *, dry_run: bool, actor: str
+) -> SyncResult:
+    """Record a run's outcome: failed, dry, held for approval, or applied."""
+    if out.plan is None:
+        _finish(db, run_id, status="failed", reason=out.reason, seen=out.seen)
+        log.debug("sync run %s failed: %s", run_id, out.reason)
+        return SyncResult(run_id, "failed", out.reason, dry_run, out.seen, None, {})
+    plan, counts = out.plan, out.plan.counts()
+    approval = _approval_reason(plan, ctx.accounts, settings, run_id)
+    if dry_run or approval:
+        # the plan is stored either way: a dry run to show it, a held run to apply it on approval
+        if dry_run:
+            status, reason = "succeeded", (f"dry run; a real run {approval}" if approval else "dry run")
+        else:
+            status, reason = "pending_approval", approval
+        with db.session() as s:
+            _store(s, run_id, plan, status=status, reason=reason, seen=out.seen)
+            if not dry_run:
+                _supersede_older(s, run_id)
+        return SyncResult(run_id, status, reason, dry_run, out.seen, plan, counts, out.timings)
 
     t2 = time.perf_counter()
     with db.session() as s:
         applied = apply_plan(s, plan, run_id=run_id, actor=actor) if plan.actions else {}
+        reason = None if applied == counts else f"applied {applied}"
+        _store(s, run_id, plan, status="succeeded", applied_at=utcnow(), seen=out.seen, reason=reason)
+        _supersede_older(s, run_id)
+    out.timings["write"] = time.perf_counter() - t2
+    return SyncResult(run_id, "succeeded", None, False, out.seen, plan, counts, out.timings)
+
+
+# --- approval -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ApprovalResult:
+    """What ``approve`` did: applied the re-checked plan, or held it again as ``held_run_id``."""
+
+    run_id: int
+    applied: dict[str, int]
+    held_run_id: int | None = None
+    dropped: list[str] = field(default_factory=list)  # approved changes no longer true (described)
+    reason: str | None = None
+
+
+def _reduction_keys(plan: SyncPlan) -> dict[tuple, dict]:
+    """Disables, scheduled departures and role removals, keyed by what they do to whom."""
+    keys = {}
+    for a in plan.actions:
+        if a["action"] == "leave":
+            keys[("leave", a["account_id"], a.get("effective"))] = a
+        elif a["action"] == "revoke":
+            keys[("revoke", a["account_id"], a["role"])] = a
+    return keys
+
+
+def _approvable(session: Session, run_id: int) -> SyncRun:
+    """The held run, or Conflict saying why it cannot be approved."""
+    run = session.get(SyncRun, run_id)
+    if run is None:
+        raise NotFound(f"no sync run {run_id}")
+    if run.applied_at is not None:
+        raise Conflict(
+            f"sync run {run_id} was already applied at {run.applied_at:%Y-%m-%d %H:%M:%S}"
+            f"{' (approved by ' + run.approved_by + ')' if run.approved_by else ''}"
+        )
+    newer = session.scalars(
+        select(SyncRun)
+        .where(SyncRun.id > run_id, SyncRun.status == "succeeded", SyncRun.dry_run.is_(False))
+        .order_by(SyncRun.id)
+        .limit(1)
+    ).first()
+    if newer is not None:
+        raise Conflict(
+            f"sync run {run_id} cannot be approved: run {newer.id} read the directory later and completed "
+            f"at {newer.finished_at:%Y-%m-%d %H:%M:%S}; run `accessd sync` for a current plan"
+        )
+    if run.status == "superseded":
+        raise Conflict(f"sync run {run_id} cannot be approved: {run.reason}")
+    if run.status != "pending_approval" or run.dry_run:
+        dry = ", dry run" if run.dry_run else ""
+        raise Conflict(f"sync run {run_id} is not pending approval (status {run.status}{dry})")
+    return run
+
+
+def approve(
+    db: Database,
+    settings: Settings,
+    run_id: int,
+    actor: str,
+    *,
+    progress: Callable[[int], None] | None = None,
+    today: dt.date | None = None,
+) -> ApprovalResult:
+    """Approve a held run: re-read the directory and apply only what is still true, exactly once.
+
+    The plan is made again (same kind and high-water mark, same safety checks as any run).
+    Approved disables and role removals that are no longer true are dropped; changes that need
+    no approval are applied as any run would. If the new plan needs approval for a disable or
+    removal that was not approved, nothing is applied: a new held run (source ``approval``)
+    supersedes this one, to be approved in its place. A run older than a newer completed run
+    cannot be approved (Conflict). Raises SyncBusy while another sync runs, and
+    DirectoryUnavailable (the run stays held) when the directory cannot be read completely.
+    """
+    with SyncLock(db) as lock:
+        _fail_interrupted(db)
+        lock.set_run(run_id)
+        with db.session() as s:
+            held = _approvable(s, run_id)
+            approved = SyncPlan.from_json(held.plan)
+            ctx = _load_context(s, held.kind)
+        out = _read_and_plan(settings, ctx, progress=progress, today=today)
+        if out.plan is None:
+            raise DirectoryUnavailable(
+                f"sync run {run_id} stays pending approval: the directory could not be re-read: {out.reason}"
+            )
+        old, new = _reduction_keys(approved), _reduction_keys(out.plan)
+        beyond = set(new) - set(old)
+        if beyond and _approval_reason(out.plan, ctx.accounts, settings, run_id):
+            return _hold_again(db, settings, run_id, ctx, out, actor, len(beyond))
+        dropped = [describe_action(old[k]) for k in sorted(set(old) - set(new), key=str)]
+        return _apply_approved(db, run_id, out, actor, dropped)
+
+
+def _hold_again(
+    db: Database, settings: Settings, run_id: int, ctx: _Context, out: _Outcome, actor: str, beyond: int
+) -> ApprovalResult:
+    """The directory changed beyond what was approved: a new held run replaces ``run_id``."""
+    with db.session() as s:
+        run = SyncRun(kind=ctx.kind, dry_run=False, status="pending_approval", actor=actor, source="approval")
+        s.add(run)
+        s.flush()
+        reason = (
+            f"made when run {run_id} was approved, which did not cover {beyond} of its disables or role "
+            f"removals; it {_approval_reason(out.plan, ctx.accounts, settings, run.id)}"
+        )
+        _store(s, run.id, out.plan, status="pending_approval", reason=reason, seen=out.seen)
+        _supersede_older(s, run.id)
         s.execute(
             update(SyncRun)
             .where(SyncRun.id == run_id)
             .values(
-                status="succeeded",
-                finished_at=utcnow(),
-                applied_at=utcnow(),
-                seen=seen,
-                counts=counts,
-                plan=plan.to_json(),
-                high_water_mark=plan.high_water_mark,
-                reason=None if applied == counts else f"applied {applied}",
+                reason=f"not applied: the directory changed beyond what was approved by {actor}; "
+                f"run {run.id} holds the new plan for approval"
             )
         )
-    timings["write"] = time.perf_counter() - t2
-    return SyncResult(run_id, "succeeded", None, False, seen, plan, counts, timings)
+        audit.record(
+            s, actor, "sync.approve_held", f"sync_run:{run_id}", {"new_run": run.id, "beyond": beyond}
+        )
+    return ApprovalResult(run_id, {}, held_run_id=run.id, reason=reason)
 
 
-def approve(db: Database, run_id: int, actor: str) -> dict[str, int]:
-    """Apply a pending run's stored plan, exactly once."""
+def _apply_approved(
+    db: Database, run_id: int, out: _Outcome, actor: str, dropped: list[str]
+) -> ApprovalResult:
+    """Apply the re-checked plan on the held run, exactly once (a concurrent reject wins or loses)."""
+    plan = out.plan
     with db.session() as s:
-        run = s.get(SyncRun, run_id)
-        if run is None:
-            raise NotFound(f"no sync run {run_id}")
         claimed = s.execute(
             update(SyncRun)
-            .where(
-                SyncRun.id == run_id,
-                SyncRun.status == "pending_approval",
-                SyncRun.dry_run.is_(False),
-                SyncRun.applied_at.is_(None),
-            )
+            .where(SyncRun.id == run_id, SyncRun.status == "pending_approval", SyncRun.applied_at.is_(None))
             .values(status="applying", approved_by=actor)
         ).rowcount
         if claimed != 1:
-            s.refresh(run)
-            if run.applied_at is not None:
-                raise Conflict(
-                    f"sync run {run_id} was already applied at {run.applied_at:%Y-%m-%d %H:%M:%S}"
-                    f"{' (approved by ' + run.approved_by + ')' if run.approved_by else ''}"
-                )
-            raise Conflict(
-                f"sync run {run_id} is not pending approval (status {run.status}"
-                f"{', dry run' if run.dry_run else ''})"
-            )
-        plan = SyncPlan.from_json(run.plan)
-        applied = apply_plan(s, plan, run_id=run_id, actor=actor)
-        s.execute(
-            update(SyncRun)
-            .where(SyncRun.id == run_id)
-            .values(status="succeeded", applied_at=utcnow(), reason=f"approved by {actor}")
-        )
-        audit.record(s, actor, "sync.approve", f"sync_run:{run_id}", {"applied": applied})
-    return applied
+            raise Conflict(f"sync run {run_id} is no longer pending approval")
+        applied = apply_plan(s, plan, run_id=run_id, actor=actor) if plan.actions else {}
+        reason = f"approved by {actor}; re-checked against the directory"
+        if dropped:
+            reason += f": {len(dropped)} approved changes no longer true were not applied"
+        _store(s, run_id, plan, status="succeeded", applied_at=utcnow(), seen=out.seen, reason=reason)
+        _supersede_older(s, run_id)
+        audit.record(s, actor, "sync.approve", f"sync_run:{run_id}", {"applied": applied, "dropped": dropped})
+    return ApprovalResult(run_id, dict(applied), dropped=dropped, reason=reason)
 
 
 def reject(db: Database, run_id: int, actor: str) -> None:

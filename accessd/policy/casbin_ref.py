@@ -70,11 +70,13 @@ def request(
     rtype: str,
     action: str,
     field: str | None,
-    purpose: str,
+    purpose: str | None,
     properties: Mapping,
     today: date,
 ) -> tuple:
-    """casbin request values (minus level) for an engine request, inputs coerced the same way."""
+    """casbin request values (minus level) for an engine request, inputs coerced the same way
+    and a missing purpose replaced by the type's default, as the engine does."""
+    purpose = engine.resolve_purpose(rtype, purpose)
     sub = engine.subject_dict(subject)
     obj = engine.object_dict(rtype, properties)
     env = {"today": today.isoformat()}

@@ -5,13 +5,17 @@ Order of evaluation (default deny throughout):
 1. account status: ``status`` must be ``active`` (``pending`` -> account_pending, anything else
    -> account_disabled); ``today < start_date`` -> account_not_started; ``today > end_date`` ->
    account_ended.
-2. vocabulary: unknown resource type, action, purpose or field -> deny with that reason.
+   An empty subject id -> unknown_subject (so ``r.sub.id`` is never empty in a condition).
+2. vocabulary: unknown resource type or action -> deny with that reason; no purpose -> the
+   type's ``default_purpose``, and without one purpose_required; unknown purpose or field ->
+   deny with that reason.
 3. rules, exactly as casbin's matcher + effect: any matching deny rule -> deny (denied_by_rule);
    else any matching allow/full rule -> allow; else any matching allow/mask rule -> mask; else
    deny (no_matching_rule). A condition that raises counts as not matching for allow rules and
    as matching for deny rules (fail closed); such a deny is reported as condition_error.
 
 ``field=None`` asks about the record as a whole: only rules whose field column is ``*`` apply.
+A type without fields is only ever asked about as a whole.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ REASONS = (
     "unknown_action",
     "unknown_field",
     "unknown_purpose",
+    "purpose_required",
+    "unknown_subject",
     "account_disabled",
     "account_pending",
     "account_not_started",
@@ -125,16 +131,18 @@ class Engine:
         self._actions = {t: frozenset(rt.actions) for t, rt in cat.types.items()}
         self._fields = {t: tuple(rt.fields) for t, rt in cat.types.items()}
         self._field_index = {t: {f: i for i, f in enumerate(rt.fields)} for t, rt in cat.types.items()}
-        self._props = {
-            t: tuple((p.name, p.type, p.default) for p in rt.properties.values())
-            for t, rt in cat.types.items()
-        }
-        self._attrs = tuple((a.name, a.type, a.default) for a in cat.subject_attributes.values())
+        # plain names are copied with one look-up each; dotted names walk nested objects
+        self._props = {t: _flat(rt.properties.values()) for t, rt in cat.types.items()}
+        self._nested_props = {t: _nested(rt.properties.values()) for t, rt in cat.types.items()}
+        self._attrs = _flat(cat.subject_attributes.values())
+        self._nested_attrs = _nested(cat.subject_attributes.values())
         self._purposes = frozenset(cat.purposes)
+        self._default_purpose = {t: rt.default_purpose for t, rt in cat.types.items()}
         rev = revision
         self._pre = {reason: Decision("deny", reason, (), rev) for reason in REASONS}
         self._no_rule = self._pre["no_matching_rule"]
         self._static: dict[tuple, Decision] = {}
+        self._wholes: dict[str | None, RecordMask] = {}
         self._table = lru_cache(maxsize=cache_size)(self._build_table)
 
     # ---------------------------------------------------------------- tables
@@ -168,6 +176,8 @@ class Engine:
     # ---------------------------------------------------------------- pre-checks
 
     def _status(self, subject: Subject, today: date) -> str | None:
+        if not subject.id:
+            return "unknown_subject"
         if subject.status != "active":
             return "account_pending" if subject.status == "pending" else "account_disabled"
         if subject.start_date is not None and today < subject.start_date:
@@ -183,8 +193,13 @@ class Engine:
         if action not in acts:
             return "unknown_action"
         if purpose not in self._purposes:
-            return "unknown_purpose"
+            return "unknown_purpose" if purpose else "purpose_required"
         return None
+
+    def resolve_purpose(self, rtype: str, purpose: str | None) -> str | None:
+        """The purpose a request is decided for: its own, else the type's ``default_purpose``
+        (None when it has neither, or the type is unknown)."""
+        return purpose or self._default_purpose.get(rtype)
 
     # ---------------------------------------------------------------- inputs
 
@@ -192,12 +207,21 @@ class Engine:
         """``r.sub``: the id plus every declared attribute, coerced (defaults when missing)."""
         out = {"id": subject.id}
         _coerce_into(out, self._attrs, subject.attributes, "subject attribute", "/subject/properties/")
+        if self._nested_attrs:
+            _coerce_nested(
+                out, self._nested_attrs, subject.attributes, "subject attribute", "/subject/properties"
+            )
         return out
 
     def object_dict(self, rtype: str, properties: Mapping) -> dict:
-        """``r.obj``: every declared property of the type, coerced (defaults when missing)."""
+        """``r.obj``: every declared property of the type, coerced (defaults when missing). A
+        dotted name is a member of nested objects (``owner.id`` <- ``{"owner": {"id": ...}}``)
+        and is held nested, as casbin's evaluator reads ``r.obj.owner.id``."""
         out: dict = {}
         _coerce_into(out, self._props[rtype], properties, "resource property", "/resource/properties/")
+        nested = self._nested_props[rtype]
+        if nested:
+            _coerce_nested(out, nested, properties, "resource property", "/resource/properties")
         return out
 
     # ---------------------------------------------------------------- decisions
@@ -208,11 +232,15 @@ class Engine:
         rtype: str,
         action: str,
         field: str | None,
-        purpose: str,
+        purpose: str | None,
         properties: Mapping = _EMPTY,
         today: date | None = None,
     ) -> Decision:
+        """``field=None`` asks about the record as a whole; ``purpose=None`` (or "") takes the
+        type's ``default_purpose``."""
         today = _as_date(today)
+        if not purpose:
+            purpose = self._default_purpose.get(rtype)
         bad = self._status(subject, today) or self._vocab(rtype, action, purpose)
         if bad:
             return self._pre[bad]
@@ -325,6 +353,14 @@ class Engine:
         table.plans[key] = plan
         return plan
 
+    def _whole(self, d: Decision) -> RecordMask:
+        """The (empty) RecordMask of a record of a type without fields."""
+        reason = None if d.allowed else d.reason
+        m = self._wholes.get(reason)
+        if m is None:
+            m = self._wholes[reason] = RecordMask((), (), (), reason, _EMPTY)
+        return m
+
     def _mask_for(self, plan: _MaskPlan, outcomes: tuple, rtype: str) -> RecordMask:
         """Build the record mask for one combination of probe outcomes."""
         shared: dict[int, bool | None] = {}
@@ -360,7 +396,7 @@ class Engine:
         subject: Subject,
         rtype: str,
         action: str,
-        purpose: str,
+        purpose: str | None,
         records: Sequence[Mapping],
         today: date | None = None,
     ) -> list[RecordMask]:
@@ -368,12 +404,20 @@ class Engine:
 
         One pass per record: each distinct condition is evaluated at most once per record (a
         condition that reads ``r.field`` once per field it guards); records with the same
-        condition outcomes share one RecordMask object."""
+        condition outcomes share one RecordMask object. ``purpose=None`` as in :meth:`decide`.
+        A type without fields has nothing to mask: each record's RecordMask is empty, with
+        ``reason`` set when its record-level decision denies."""
         today = _as_date(today)
+        if not purpose:
+            purpose = self._default_purpose.get(rtype)
         bad = self._status(subject, today) or self._vocab(rtype, action, purpose)
         if bad:
             whole = RecordMask((), (), self._fields.get(rtype, ()), bad, _EMPTY)
             return [whole] * len(records)
+        if not self._fields[rtype]:
+            return [
+                self._whole(self.decide(subject, rtype, action, None, purpose, rec, today)) for rec in records
+            ]
         table = self.table_for(subject)
         plan = self._plan(table, rtype, action, purpose)
         if plan.static_mask is not None:
@@ -406,6 +450,40 @@ class Engine:
 
 
 _NATIVE = {"string": str, "bool": bool, "int": int}
+
+
+def _flat(specs) -> tuple:
+    return tuple((p.name, p.type, p.default) for p in specs if "." not in p.name)
+
+
+def _nested(specs) -> tuple:
+    return tuple((p.path, p.name, p.type, p.default) for p in specs if "." in p.name)
+
+
+def _coerce_nested(out: dict, specs, values: Mapping, what: str, pointer: str) -> None:
+    """Dotted names: read ``values[a][b]`` for ``a.b`` and store it at ``out[a][b]``."""
+    for path, name, typ, default in specs:
+        v = values
+        for i, seg in enumerate(path):
+            if v is None:
+                break
+            if not isinstance(v, Mapping):
+                at = pointer + "".join("/" + p for p in path[:i])
+                raise Invalid(f"{what} {name}: {at} must be an object", pointer=at)
+            v = v.get(seg)
+        if v is None:
+            v = default
+        elif type(v) is not _NATIVE.get(typ):
+            try:
+                v = coerce(typ, v)
+            except ValueError as exc:
+                raise Invalid(
+                    f"{what} {name}: {exc}", pointer=pointer + "".join("/" + p for p in path)
+                ) from None
+        target = out
+        for seg in path[:-1]:
+            target = target.setdefault(seg, {})
+        target[path[-1]] = v
 
 
 def _coerce_into(out: dict, specs, values: Mapping, what: str, pointer: str) -> None:

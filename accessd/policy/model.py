@@ -14,6 +14,7 @@ Every mistake raises :class:`accessd.errors.PolicyError` naming the file and the
 from __future__ import annotations
 
 import hashlib
+import keyword
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -69,9 +70,24 @@ DEFAULTS = {"string": "", "bool": False, "date": "", "int": 0}
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _ROLE = re.compile(r"^[a-z][a-z0-9_.-]*$")
 _RULE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
-# Attribute names simpleeval (casbin's evaluator) would resolve to something other than the
-# dict entry: dict methods, and the prefixes/methods it forbids.
-_RESERVED_ATTRS = frozenset(dir(dict)) | {"format", "format_map", "mro"}
+# Property and attribute names are data (an application's ``ownerID``): ASCII identifiers, and
+# dotted paths of them naming a member of a nested JSON object (``owner.id``).
+_ATTR_SEGMENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+# Segments simpleeval (casbin's evaluator) would resolve to something other than the dict
+# entry: dict methods, and the names and prefixes it forbids.
+_RESERVED_ATTRS = frozenset(dir(dict)) | {
+    "format",
+    "format_map",
+    "mro",
+    "tb_frame",
+    "gi_frame",
+    "ag_frame",
+    "cr_frame",
+    "exec",
+}
+# casbin rewrites ``r.``/``p.`` (optionally with digits) anywhere in a condition, so a segment
+# so named followed by a dot would be mangled (``r.obj.p.x`` -> ``r_obj.p_x``).
+_ESCAPED_SEGMENT = re.compile(r"^[rp][0-9]*$")
 
 
 @dataclass(frozen=True)
@@ -85,10 +101,14 @@ class FieldSpec:
 
 @dataclass(frozen=True)
 class PropertySpec:
-    name: str
+    name: str  # as declared; a dotted name is a path into nested JSON objects
     type: str  # string | bool | date | int
     default: Any
     description: str = ""
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        return tuple(self.name.split("."))
 
 
 @dataclass(frozen=True)
@@ -97,7 +117,8 @@ class ResourceType:
     description: str
     actions: tuple[str, ...]
     properties: Mapping[str, PropertySpec]
-    fields: Mapping[str, FieldSpec]  # in catalogue order
+    fields: Mapping[str, FieldSpec]  # in catalogue order; empty for a record-level-only type
+    default_purpose: str | None = None  # the purpose of a request that names none
 
 
 @dataclass(frozen=True)
@@ -348,10 +369,38 @@ def _parse_property(name: str, spec: Any, file: str, line: int, what: str) -> Pr
 
 
 def _check_attr_name(name: Any, file: str, line: int, what: str) -> None:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise PolicyError(file, line, f"{what} name {name!r} must match [a-z][a-z0-9_]*")
-    if name in _RESERVED_ATTRS or name.startswith("func_"):
-        raise PolicyError(file, line, f"{what} name {name!r} is reserved by the condition evaluator")
+    """Names are ASCII identifiers, or dotted paths of them, usable as ``r.obj.<name>`` in casbin."""
+    if not isinstance(name, str) or not all(_ATTR_SEGMENT.match(seg) for seg in name.split(".")):
+        raise PolicyError(
+            file,
+            line,
+            f"{what} name {name!r} must be letters, digits and _ starting with a letter, "
+            "or a dotted path of such names (owner.id)",
+        )
+    for seg in name.split("."):
+        if seg in _RESERVED_ATTRS or seg.startswith("func_"):
+            raise PolicyError(
+                file, line, f"{what} name {name!r}: {seg!r} is reserved by the condition evaluator"
+            )
+        if keyword.iskeyword(seg):
+            raise PolicyError(file, line, f"{what} name {name!r}: {seg!r} is a Python keyword")
+        if _ESCAPED_SEGMENT.match(seg):
+            raise PolicyError(file, line, f"{what} name {name!r}: casbin would rewrite the segment {seg!r}")
+
+
+def _check_paths(specs: Mapping[str, PropertySpec], raw: LineDict, file: str, what: str) -> None:
+    """A name cannot be both a value and the object holding another (``owner`` and ``owner.id``)."""
+    names = set(specs)
+    for name in specs:
+        path = name.split(".")
+        for i in range(1, len(path)):
+            prefix = ".".join(path[:i])
+            if prefix in names:
+                raise PolicyError(
+                    file,
+                    raw.line_of(name),
+                    f"{what} {name!r} is inside {prefix!r}, which is declared as a value",
+                )
 
 
 def _named_texts(d: Any, file: str, what: str, pattern: re.Pattern = _NAME) -> dict[str, str]:
@@ -390,9 +439,10 @@ def _parse_catalogue(text: str) -> Catalogue:
     if not isinstance(raw_attrs, dict):
         raise PolicyError(f, data.line_of("subject_attributes"), "subject_attributes must be a mapping")
     for name, spec in raw_attrs.items():
-        if name == "id":
+        if name == "id" or (isinstance(name, str) and name.startswith("id.")):
             raise PolicyError(f, raw_attrs.line_of(name), "'id' is the subject's id, not an attribute")
         attrs[name] = _parse_property(name, spec, f, raw_attrs.line_of(name), "subject attribute")
+    _check_paths(attrs, raw_attrs, f, "subject attribute")
 
     raw_types = data["resource_types"]
     if not isinstance(raw_types, dict) or not raw_types:
@@ -404,11 +454,18 @@ def _parse_catalogue(text: str) -> Catalogue:
             raise PolicyError(f, tline, f"bad resource type name {tname!r}")
         check_keys(
             tdef,
-            {"description", "actions", "properties", "fields"},
+            {"description", "actions", "properties", "fields", "default_purpose"},
             f,
             f"resource type {tname!r}",
-            {"actions", "fields"},
+            {"actions"},
         )
+        default_purpose = tdef.get("default_purpose")
+        if default_purpose is not None and default_purpose not in purposes:
+            raise PolicyError(
+                f,
+                tdef.line_of("default_purpose"),
+                f"{tname}: default_purpose {default_purpose!r} is not a declared purpose",
+            )
         actions = tdef["actions"]
         if isinstance(actions, dict):
             actions = list(actions)
@@ -425,9 +482,13 @@ def _parse_catalogue(text: str) -> Catalogue:
             raise PolicyError(f, tdef.line_of("properties"), f"{tname}: properties must be a mapping")
         for pname, spec in raw_props.items():
             props[pname] = _parse_property(pname, spec, f, raw_props.line_of(pname), f"{tname} property")
-        raw_fields = tdef["fields"]
-        if not isinstance(raw_fields, dict) or not raw_fields:
-            raise PolicyError(f, tdef.line_of("fields"), f"{tname}: fields must be a non-empty mapping")
+        _check_paths(props, raw_props, f, f"{tname} property")
+        # A type without fields is decided as a whole (rules with field *), e.g. a todo item.
+        raw_fields = tdef.get("fields")
+        if raw_fields is None:
+            raw_fields = LineDict()
+        if not isinstance(raw_fields, dict):
+            raise PolicyError(f, tdef.line_of("fields"), f"{tname}: fields must be a mapping")
         fields: dict[str, FieldSpec] = {}
         for fname, fdef in raw_fields.items():
             fline = raw_fields.line_of(fname)
@@ -465,6 +526,7 @@ def _parse_catalogue(text: str) -> Catalogue:
             tuple(actions),
             MappingProxyType(props),
             MappingProxyType(fields),
+            default_purpose,
         )
     for b in bases:
         if b in roles:
@@ -524,8 +586,8 @@ def coerce(type_name: str, value: Any) -> Any:
         if isinstance(value, str | float):
             try:
                 return int(value)
-            except ValueError:
-                raise ValueError(f"expected an integer, got {value!r}") from None
+            except (ValueError, OverflowError):  # OverflowError: int(float("inf"))
+                raise ValueError(f"expected an integer, got {str(value)[:40]!r}") from None
         raise ValueError(f"expected an integer, got {type(value).__name__}")
     raise ValueError(f"unknown type {type_name}")
 
@@ -712,6 +774,8 @@ def _build(files: dict[str, str]) -> PolicySet:
         t = cat.types[r.rtype]
         if r.act != "*" and r.act not in t.actions:
             raise PolicyError(f, n, f"{r.id}: unknown action {r.act!r} for {r.rtype}")
+        if r.field != "*" and not t.fields:
+            raise PolicyError(f, n, f"{r.id}: {r.rtype} has no fields; its rules take field *")
         if r.field != "*" and r.field not in t.fields and r.field not in groups[r.rtype]:
             raise PolicyError(f, n, f"{r.id}: unknown field or group {r.field!r} of {r.rtype}")
         if r.purpose != "*" and r.purpose not in cat.purposes:

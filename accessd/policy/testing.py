@@ -13,7 +13,7 @@ A test file (``policies/tests/*.yaml``)::
         resource: anna_client      # a name from resources:, or a mapping
         properties: {legal_hold: true}   # merged over the resource's properties (optional)
         action: read
-        purpose: care
+        purpose: care              # optional: omitted or null = the type's default_purpose
         field: diagnosis           # null or "*" = the record as a whole
         expect: allow              # allow | mask | deny
         reason: allowed            # optional
@@ -151,7 +151,7 @@ def run_test_file(engine: Engine, text: str, file: str) -> list[CaseResult]:
     results = []
     names: set[str] = set()
     for case in cases:
-        check_keys(case, _CASE_KEYS, file, "case", {"name", "subject", "resource", "action", "purpose"})
+        check_keys(case, _CASE_KEYS, file, "case", {"name", "subject", "resource", "action"})
         name = str(case["name"])
         if name in names:
             raise PolicyError(file, case.line, f"duplicate case name {name!r}")
@@ -169,7 +169,8 @@ def _run_case(engine, case, name, file, file_today, subjects, resources) -> Case
         raise PolicyError(file, case.line_of("properties"), "properties must be a mapping")
     props = {**props, **extra}
     today = _date(case.get("today"), file, case.line_of("today"), "today") or file_today
-    action, purpose = str(case["action"]), str(case["purpose"])
+    action = str(case["action"])
+    purpose = None if case.get("purpose") is None else str(case["purpose"])
     has_field = "field" in case or "expect" in case
     if has_field == ("expect_fields" in case):
         raise PolicyError(file, line, f"case {name!r}: give either field + expect or expect_fields")

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, request
 
-from accessd.authzen import DecisionService, parse_body
-from accessd.errors import TooLarge
+from accessd.errors import TooLarge, UnsupportedMediaType
+from accessd.pdp.requests import parse_body
+from accessd.pdp.service import DecisionService
 from accessd.web.auth import json_response, require
 
 bp = Blueprint("authzen", __name__)
@@ -17,16 +18,19 @@ def _call(method_name: str):
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     if request.content_length is not None and request.content_length > limit:
         raise TooLarge(f"request body is larger than {limit} bytes", pointer="")
+    mimetype = request.mimetype
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"send JSON with 'Content-Type: application/json', not {mimetype or 'no content type'!r}",
+            pointer="/headers/Content-Type",
+        )
     body = parse_body(request.get_data(cache=False))
     service: DecisionService = current_app.extensions["accessd"].decisions
-    result = getattr(service, method_name)(body, caller.name)
+    result = getattr(service, method_name)(body, caller.name, getattr(caller, "default_purpose", None))
     response = json_response(result)
     decision_id = result.get("decision_id") or result.get("context", {}).get("decision_id")
     if decision_id:
         response.headers["X-Decision-Id"] = decision_id
-    request_id = request.headers.get("X-Request-ID")
-    if request_id and len(request_id) <= 200:
-        response.headers["X-Request-ID"] = request_id  # AuthZEN: echo the caller's request id
     return response
 
 
@@ -62,4 +66,5 @@ def search_action():
 
 @bp.get("/.well-known/authzen-configuration")
 def configuration():
-    return json_response(DecisionService.configuration(request.host_url))
+    settings = current_app.extensions["accessd"].settings
+    return json_response(DecisionService.configuration(settings.effective_public_url))

@@ -10,41 +10,56 @@ from flask import Blueprint, current_app, request
 
 from accessd import decision_log
 from accessd.errors import Invalid
+from accessd.pdp.requests import check_text
 from accessd.web.auth import json_response, require
 
 bp = Blueprint("decisions_api", __name__)
 
 
-def _int(name: str, default: int, low: int, high: int) -> int:
+def _arg(name: str, max_len: int = 200) -> str | None:
+    """A query parameter as checked text (no NUL, no lone surrogate, bounded length), or None."""
     raw = request.args.get(name)
     if raw is None or raw == "":
+        return None
+    pointer = f"/query/{name}"
+    check_text(raw, pointer)
+    if len(raw) > max_len:
+        raise Invalid(f"{name} may be at most {max_len} characters", pointer=pointer)
+    return raw
+
+
+def _int(name: str, default: int, low: int, high: int) -> int:
+    raw = _arg(name, 20)
+    if raw is None:
         return default
     try:
         value = int(raw)
     except ValueError:
-        raise Invalid(f"{name} must be an integer from {low} to {high}", pointer=f"/query/{name}") from None
+        value = low - 1
     if not low <= value <= high:
         raise Invalid(f"{name} must be an integer from {low} to {high}", pointer=f"/query/{name}")
     return value
 
 
+def _parsed(name: str, parse):
+    """``parse(value)`` for a present parameter, with its error pointing at the parameter."""
+    raw = _arg(name)
+    if raw is None:
+        return None
+    try:
+        return parse(raw)
+    except Invalid as exc:
+        raise Invalid(exc.message, pointer=f"/query/{name}") from None
+
+
 @bp.get("/api/v1/decisions")
 def decisions():
     require("admin")
-    args = request.args
     q = decision_log.Query(limit=_int("limit", 100, 1, 1000), offset=_int("offset", 0, 0, 10**9))
-    if args.get("resource"):
-        try:
-            q.resource_type, q.resource_id = decision_log.parse_resource(args["resource"])
-        except Invalid as exc:
-            raise Invalid(exc.message, pointer="/query/resource") from None
-    q.subject_id = args.get("subject") or None
-    for name in ("since", "until"):
-        if args.get(name):
-            try:
-                setattr(q, name, decision_log.parse_time(args[name], name))
-            except Invalid as exc:
-                raise Invalid(exc.message, pointer=f"/query/{name}") from None
+    q.resource_type, q.resource_id = _parsed("resource", decision_log.parse_resource) or (None, None)
+    q.subject_id = _arg("subject")
+    q.since = _parsed("since", lambda v: decision_log.parse_time(v, "since"))
+    q.until = _parsed("until", lambda v: decision_log.parse_time(v, "until"))
     services = current_app.extensions["accessd"]
     rows = decision_log.search(services.db, q)
     return json_response({"decisions": rows, "count": len(rows), "limit": q.limit, "offset": q.offset})

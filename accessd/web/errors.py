@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify, render_template_string, request
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from accessd.errors import AccessdError
@@ -25,6 +27,8 @@ API_PREFIXES = (
     "/healthz",
     "/readyz",
 )
+
+DATABASE_RETRY_AFTER = 5  # seconds: a database restart or fail-over usually takes a few
 
 _PAGE = """<!doctype html><title>{{ status }} {{ title }}</title>
 <h1>{{ status }} {{ title }}</h1><p>{{ message }}</p>"""
@@ -46,7 +50,19 @@ def problem(status: int, code: str, message: str, pointer: str | None = None):
 def init_app(app: Flask) -> None:
     @app.errorhandler(AccessdError)
     def _accessd_error(exc: AccessdError):
-        return problem(exc.status, exc.code, exc.message, exc.pointer)
+        body, status = problem(exc.status, exc.code, exc.message, exc.pointer)
+        response = app.make_response((body, status))
+        response.headers.update(exc.headers)
+        return response
+
+    @app.after_request
+    def _echo_request_id(response):
+        # AuthZEN (and common practice): the caller's X-Request-ID comes back on every answer,
+        # errors included, so it can match logs on both sides. Only a sane value is echoed.
+        request_id = request.headers.get("X-Request-ID")
+        if request_id and len(request_id) <= 200 and request_id.isprintable() and request_id.isascii():
+            response.headers["X-Request-ID"] = request_id
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
@@ -59,6 +75,19 @@ def init_app(app: Flask) -> None:
             body, status = response
             body.headers["Allow"] = ", ".join(exc.valid_methods)
             return body, status
+        return response
+
+    @app.errorhandler(DBAPIError)
+    @app.errorhandler(PoolTimeout)
+    def _database_unavailable(exc: Exception):
+        # an outage (or any driver error) is 503 + Retry-After, not 500. Logged as the driver's
+        # error class and first message line: SQLAlchemy's text adds the statement's parameters.
+        orig = getattr(exc, "orig", None) or exc
+        first = (str(orig).strip().splitlines() or [""])[0][:200]
+        log.error("database error on %s %s: %s: %s", request.method, request.path, type(orig).__name__, first)
+        body, status = problem(503, "database_unavailable", "the database is unavailable; retry later")
+        response = app.make_response((body, status))
+        response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
         return response
 
     @app.errorhandler(Exception)

@@ -1,6 +1,9 @@
-"""/healthz (process up) and /readyz (database reachable, a policy revision loaded)."""
+"""/healthz (process up) and /readyz (database reachable, a policy revision loaded, the decision
+log keeping up in every worker -- see ``accessd.decision_log.health``)."""
 
 from flask import Blueprint, current_app, jsonify
+
+from accessd import decision_log
 
 bp = Blueprint("health", __name__)
 
@@ -15,12 +18,16 @@ def readyz():
     services = current_app.extensions["accessd"]
     try:
         services.db.ping()
-    except Exception:  # noqa: BLE001 - any failure means "not ready"; details go to the log
-        current_app.logger.exception("readiness: database unreachable")
-        return jsonify(status="unavailable", database="unreachable"), 503
+        log_health = decision_log.health(services.db, services.decision_log)
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+        # the class only: a driver's message names hosts, and this answer needs no details
+        current_app.logger.warning("readiness: database unreachable (%s)", type(exc).__name__)
+        return jsonify(status="unavailable", reason="database unreachable", database="unreachable"), 503
     services.engines.refresh()
     revision = services.engines.revision
-    log_stats = services.decision_log.stats()  # dropped > 0: the buffer overflowed
+    body = {"database": "ok", "policy_revision": revision, "decision_log": log_health}
     if revision is None:
-        return jsonify(status="unavailable", database="ok", policy_revision=None, decision_log=log_stats), 503
-    return jsonify(status="ok", database="ok", policy_revision=revision, decision_log=log_stats)
+        return jsonify(status="unavailable", reason="no policy revision loaded", **body), 503
+    if log_health["status"] != "ok":
+        return jsonify(status="unavailable", reason=f"decision log: {log_health['reason']}", **body), 503
+    return jsonify(status="ok", **body)

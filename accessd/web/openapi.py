@@ -22,7 +22,9 @@ def _errors(*codes: int) -> dict:
         400: "Bad input; `pointer` names the member at fault",
         401: "Missing or bad bearer token",
         403: "The token's scope does not allow this endpoint",
-        413: "Body, batch or record list too large",
+        413: "Body, batch, record list or number of field decisions too large",
+        415: "The body is not declared as JSON (Content-Type: application/json)",
+        503: "Temporarily unable to answer with a decision record (see Retry-After)",
     }
     return {
         str(c): {"description": text[c], "content": {"application/json": {"schema": _ref("Error")}}}
@@ -42,7 +44,7 @@ def _post(summary: str, request: str, response: str, description: str = "") -> d
                     "description": "Decided",
                     "content": {"application/json": {"schema": _ref(response)}},
                 },
-                **_errors(400, 401, 403, 413),
+                **_errors(400, 401, 403, 413, 415, 503),
             },
         }
     }
@@ -99,7 +101,8 @@ SCHEMAS = {
         "properties": {
             "purpose": {
                 **_NAME,
-                "description": "a declared purpose: care, billing, marketing, legal_claims, support",
+                "description": "a purpose declared in the policy catalogue; without one, the API "
+                "client's or the resource type's default purpose applies",
             },
             "explain": {
                 "type": "boolean",
@@ -213,7 +216,7 @@ SCHEMAS = {
         "type": "object",
         "properties": {
             "token": {"type": "string"},
-            "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+            "limit": {"type": "integer", "minimum": 0, "maximum": 1000},
         },
     },
     "SubjectSearchRequest": {

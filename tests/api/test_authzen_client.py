@@ -4,55 +4,21 @@ service under gunicorn: discovery, evaluations, batch; then a clean shutdown los
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
-from api_helpers import CUSTOMER, free_port
+from api_helpers import CUSTOMER
 from sqlalchemy import func, select
 
-from accessd import gunicorn_conf
 from accessd.models import DecisionLog
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def server(loaded_db, people, token, tmp_path):
-    port = free_port()
-    env = dict(
-        os.environ,
-        ACCESSD_DATABASE_URL=loaded_db.url,
-        ACCESSD_INSTANCE_PATH=str(tmp_path),
-        ACCESSD_SECRET_KEY="x" * 32,
-    )
-    proc = subprocess.Popen(
-        gunicorn_conf.argv(f"127.0.0.1:{port}"),
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(base + "/healthz", timeout=1).read()
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail("gunicorn did not start: " + proc.stderr.read().decode()[-2000:])
-            time.sleep(0.1)
-    yield base, token, proc
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait()
+def server(serve, loaded_db, people, token):
+    base, proc = serve(loaded_db.url)
+    return base, token, proc
 
 
 def call(url, token, body):

@@ -1,19 +1,25 @@
-"""The decision log: written off the request path, nothing lost on shutdown, overflow counted,
-answerable by resource (CLI and admin endpoint), purged by retention."""
+"""The decision log: written off the request path, nothing lost (bad rows are stored repaired, a
+full queue holds callers back or refuses them whole), nothing lost on shutdown, answerable by
+resource (CLI and admin endpoint), purged by retention. Each test runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+import time
 
+import pytest
 from api_helpers import CUSTOMER, evaluation
 from click.testing import CliRunner
+from decision_log_helpers import entry, idle_writer, wait_for, writes_blocked
 from sqlalchemy import func, select
 
 from accessd import decision_log
 from accessd.cli import main
 from accessd.config import DecisionLogSettings
 from accessd.decision_log import DecisionLogWriter
+from accessd.errors import Unavailable
 from accessd.models import DecisionLog
 
 
@@ -75,25 +81,92 @@ def test_field_mask_call_logs_one_row_per_record(app, client, auth, loaded_db):
     )
 
 
-def test_overflow_is_counted_not_silent(loaded_db, caplog):
-    writer = DecisionLogWriter(
-        loaded_db, DecisionLogSettings(buffer_size=5, batch_size=1000, flush_seconds=60)
+def test_rows_the_database_refuses_are_stored_repaired_and_their_batch_in_full(loaded_db):
+    # one batch: good rows around values a driver or database refuses; nothing may be lost
+    writer = idle_writer(loaded_db)
+    writer.record_many(
+        [
+            entry(0),
+            entry(1, resource_id="123\ud800"),  # lone surrogate: no UTF-8 encoding exists
+            entry(2, subject_id="a\x00b"),  # NUL: PostgreSQL text cannot hold it
+            entry(3, purpose="p" * 300),  # longer than the column (PostgreSQL refuses)
+            entry(4, fields=["email", "x\udfff"]),
+            entry(5, revision=2**40),  # beyond the integer column
+            entry(6),
+        ]
     )
-    now = dt.datetime(2025, 1, 1)
-    for i in range(8):
-        writer.record(
-            now, f"d{i}", "crm", "b.huber", "read", "customer", "1", None, "care", "allow", "allowed", 1
-        )
-    assert writer.stats()["dropped"] == 3
-    assert "dropped" in caplog.text
     writer.close()
-    assert writer.stats()["written"] == 5
+    stored = {r.decision_id: r for r in rows(loaded_db)}
+    assert sorted(stored) == [f"d{i}" for i in range(7)]
+    assert writer.stats()["written"] == 7 and writer.stats()["queued"] == 0
+    assert stored["d1"].resource_id == "123\\ud800"  # escaped, still readable by an auditor
+    assert stored["d2"].subject_id in ("a\x00b", "a\\x00b")  # SQLite stores NUL as it is
+    assert stored["d3"].purpose in ("p" * 300, "p" * 64)  # SQLite does not enforce lengths
+    assert stored["d4"].fields in (["email", "x\udfff"], ["email", "x\\udfff"])  # JSON escapes it
+    assert stored["d5"].revision in (2**40, None)
+    assert stored["d0"].resource_id == "0" and stored["d6"].resource_id == "6"
+
+
+def test_whatever_a_caller_queues_is_written(loaded_db):
+    writer = idle_writer(loaded_db)
+    plus_one = dt.timezone(dt.timedelta(hours=1))
+    writer.record_many(
+        [
+            (dt.datetime(2025, 1, 1, 13, 0, tzinfo=plus_one), *entry(0)[1:]),
+            entry(1, at="yesterday", fields="iban", revision="1"),
+            entry(2, subject_id=None, decision=None, client=42),
+            ("only", "two"),
+        ]
+    )
+    writer.close()
+    stored = rows(loaded_db)
+    assert len(stored) == 4
+    assert stored[0].at == dt.datetime(2025, 1, 1, 12, 0)  # normalised to UTC
+    assert stored[2].subject_id == "" and stored[2].client == "42"
+
+
+def test_a_full_queue_makes_the_call_wait_until_the_writer_makes_room(loaded_db):
+    writer = idle_writer(loaded_db, buffer_size=5, max_wait_seconds=60)
+    writer.record_many([entry(i) for i in range(5)])
+    outcome = []
+    caller = threading.Thread(
+        target=lambda: outcome.append(writer.record_many([entry(i) for i in range(5, 8)]) or "queued")
+    )
+    with writes_blocked(loaded_db):
+        caller.start()
+        wait_for(lambda: writer.stats()["waiting"] == 1)
+        time.sleep(0.2)
+        assert not outcome and writer.stats()["queued"] == 5  # held: neither dropped nor refused
+    caller.join(30)  # the writer wrote the five; the three went in
+    assert outcome == ["queued"]
+    writer.close()
+    assert len(rows(loaded_db)) == 8
+
+
+def test_a_call_that_finds_no_room_in_time_is_refused_whole(loaded_db):
+    writer = idle_writer(loaded_db, buffer_size=5, max_wait_seconds=0.2)
+    writer.record_many([entry(i) for i in range(4)])
+    with writes_blocked(loaded_db), pytest.raises(Unavailable) as refused:
+        writer.record_many([entry(i) for i in range(4, 7)])  # 4 + 3 > 5
+    assert refused.value.status == 503 and refused.value.headers["Retry-After"] == "1"
+    assert writer.stats()["rejected"] == 1
+    writer.close()
+    assert [r.decision_id for r in rows(loaded_db)] == ["d0", "d1", "d2", "d3"]  # none of the three
+
+
+def test_a_call_larger_than_the_queue_is_taken_into_an_empty_queue(loaded_db):
+    writer = idle_writer(loaded_db, buffer_size=2, max_wait_seconds=0)
+    writer.record_many([entry(i) for i in range(5)])
+    writer.close()
     assert len(rows(loaded_db)) == 5
 
 
-def test_readyz_reports_dropped_decisions(app, client):
-    app.extensions["accessd"].decision_log.dropped = 7
-    assert client.get("/readyz").json["decision_log"]["dropped"] == 7
+def test_the_writer_thread_writes_batches_without_being_asked(loaded_db):
+    writer = DecisionLogWriter(loaded_db, DecisionLogSettings(batch_size=3, flush_seconds=60))
+    writer.record_many([entry(i) for i in range(7)])  # 7 >= batch_size wakes the thread
+    wait_for(lambda: writer.stats()["written"] == 7)
+    assert len(rows(loaded_db)) == 7
+    writer.close()
 
 
 def test_cli_lists_who_read_a_customer(app, client, auth, loaded_db):

@@ -133,7 +133,7 @@ def test_account_status_denies_before_any_rule(client, auth, subject, reason):
     [
         ("shoe_size", "care", "unknown_field"),
         ("email", "gossip", "unknown_purpose"),
-        ("email", None, "unknown_purpose"),
+        ("email", None, "purpose_required"),
     ],
 )
 def test_unknown_field_or_purpose_is_a_deny_with_reason(client, auth, field, purpose, reason):
@@ -170,3 +170,26 @@ def test_other_resource_types_of_the_catalogue_work(client, auth):
         client, auth, evaluation("b.huber", action="void", rtype="invoice", purpose="billing", props=invoice)
     )
     assert body["decision"] is True
+
+
+def test_a_missing_region_on_both_sides_never_grants_access(loaded_db, client, auth):
+    """The outside review's fail-open: an account without a region reading a record whose
+    application omitted clinic_region matched the region rules ("" == "")."""
+    from accessd import accounts
+
+    with loaded_db.session() as s:
+        for sid, role in (("no-region-reception", "reception"), ("no-region-senior", "senior_therapist")):
+            accounts.grant(s, accounts.upsert(s, subject_id=sid, username=sid), role)
+    app_services = client.application.extensions["accessd"]
+    app_services.subjects.refresh(force=True)
+    record = {k: v for k, v in CUSTOMER.items() if k != "clinic_region"}
+    for sid, field, action in [
+        ("no-region-reception", "first_name", "read"),
+        ("no-region-reception", "date_of_birth", "read"),
+        ("no-region-reception", "email", "read"),
+        ("no-region-reception", "email", "update"),
+        ("no-region-senior", "diagnosis", "read"),
+        ("no-region-senior", "session_notes", "read"),
+    ]:
+        body = ask(client, auth, evaluation(sid, action=action, field=field, props=record, explain=True))
+        assert body["decision"] is False and body["context"]["effect"] == "deny", (sid, field, action)

@@ -79,18 +79,28 @@ def test_a_batch_over_the_limit_is_refused_with_413(app, client, auth):
 
 def test_a_bad_entry_is_named_by_its_index(client, auth):
     body = batch(["email", "iban"])
-    body["evaluations"][1]["action"] = {"name": "delete"}
+    body["evaluations"][1]["action"] = {"name": ["read"]}
     r = client.post(URL, json=body, headers=auth)
-    assert r.status_code == 400
-    assert r.json["pointer"] == "/evaluations/1/action/name"
+    assert r.status_code == 200
+    assert r.json["evaluations"][1]["decision"] is False
+    assert r.json["evaluations"][1]["context"]["error"]["pointer"] == "/evaluations/1/action/name"
+
+
+def test_an_unknown_action_in_an_entry_is_a_deny_with_its_reason(client, auth):
+    body = batch(["email", "iban"])
+    body["evaluations"][1]["action"] = {"name": "delete"}
+    body["context"]["explain"] = True
+    r = client.post(URL, json=body, headers=auth)
+    assert r.status_code == 200
+    assert r.json["evaluations"][1]["context"]["reason"] == "unknown_action"
 
 
 def test_a_bad_default_is_named_at_the_top_level(client, auth):
     body = batch(["email"])
     body["subject"] = {"type": "user"}
     r = client.post(URL, json=body, headers=auth)
-    assert r.status_code == 400
-    assert r.json["pointer"] == "/subject/id"
+    assert r.status_code == 200
+    assert r.json["evaluations"][0]["context"]["error"]["pointer"] == "/subject/id"
 
 
 def test_unknown_semantic_is_refused(client, auth):

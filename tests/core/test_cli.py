@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from accessd import tokens
 from accessd.models import Account, AdminUser, ApiClient, PolicyRevision
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,15 +101,27 @@ def test_policy_test_passes_on_the_shipped_policies_and_names_a_failing_case(dat
     assert "reception must not read diagnosis (wrong on purpose)" in proc.stdout
 
 
-def test_demo_loads_employees_token_and_admin_once(database_url, db):
+def _demo_token(out: str) -> str:
+    line = next(line for line in out.splitlines() if line.startswith("API token (scope decide"))
+    return line.rsplit(" ", 1)[1]
+
+
+def test_demo_loads_employees_and_admin_once_and_prints_a_usable_token_every_time(database_url, db):
     out = run(database_url, "demo", ACCESSD_DEMO_ADMIN_PASSWORD="correct-horse-battery").stdout
-    assert "API token (scope decide" in out and "admin login: admin / correct-horse-battery" in out
-    again = run(database_url, "demo").stdout
-    assert "correct-horse-battery" not in again and "acd_" not in again
+    assert "admin login: admin / correct-horse-battery" in out
+    first = _demo_token(out)
+    again = run(database_url, "demo").stdout  # a restart of the demo
+    assert "correct-horse-battery" not in again
+    second = _demo_token(again)
+    assert second != first
     with db.session() as s:
+        assert _active_client(s, second).name == "demo-crm"  # the new token works ...
+        assert _active_client(s, first) is None  # ... and the one printed before is revoked
         assert s.scalar(select(Account).where(Account.subject_id == "t.meyer")).roles == {"therapist"}
         admin = s.scalar(select(AdminUser).where(AdminUser.username == "admin"))
         assert "correct-horse-battery" not in admin.password_hash
+    listing = run(database_url, "token", "list").stdout
+    assert "demo-crm\tdecide\tactive" in listing and "demo-crm (replaced #" in listing
 
 
 def test_config_check_explains_problems():
@@ -119,3 +133,41 @@ def test_config_check_explains_problems():
         env={**os.environ, "ACCESSD_DATABASE_URL": "mysql://x"},
     )
     assert proc.returncode == 2 and "database_url: unsupported scheme" in proc.stderr
+
+
+def test_config_show_masks_passwords_in_urls():
+    env = {
+        **os.environ,
+        "ACCESSD_DATABASE_URL": "postgresql://accessd:db-pw-417@db.internal/accessd",
+        "ACCESSD_LDAP_URL": "ldap://reader:ldap-pw-933@ldap.internal",
+        "ACCESSD_SECRET_KEY": "key-never-shown-2718",
+    }
+    proc = subprocess.run([*ACCESSD, "config", "show"], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert proc.returncode == 0, proc.stderr
+    shown = json.loads(proc.stdout)
+    assert shown["database_url"] == "postgresql://accessd:***@db.internal/accessd"
+    assert shown["ldap"]["url"] == "ldap://reader:***@ldap.internal"
+    for secret in ("db-pw-417", "ldap-pw-933", "key-never-shown-2718"):
+        assert secret not in proc.stdout + proc.stderr
+
+
+def test_config_check_warns_about_a_cleartext_ldap_bind():
+    env = {
+        **os.environ,
+        "ACCESSD_LDAP_URL": "ldap://ldap.internal",
+        "ACCESSD_LDAP_USER_BASE": "ou=people,dc=example",
+        "ACCESSD_LDAP_BIND_PASSWORD": "pw-in-the-clear",
+    }
+    check = [*ACCESSD, "config", "check"]
+    proc = subprocess.run(check, capture_output=True, text=True, cwd=ROOT, env=env)
+    assert proc.returncode == 0 and "configuration ok" in proc.stdout  # a warning, not an error
+    assert "warning: ldap: the bind password is sent in cleartext" in proc.stderr
+    assert "pw-in-the-clear" not in proc.stderr
+    for safe in ({"ACCESSD_LDAP_START_TLS": "true"}, {"ACCESSD_LDAP_URL": "ldaps://ldap.internal"}):
+        proc = subprocess.run(check, capture_output=True, text=True, cwd=ROOT, env={**env, **safe})
+        assert proc.returncode == 0 and "cleartext" not in proc.stderr
+
+
+def _active_client(session, token: str) -> ApiClient | None:
+    client = session.scalar(select(ApiClient).where(ApiClient.token_hash == tokens.hash_token(token)))
+    return client if client is not None and client.revoked_at is None else None

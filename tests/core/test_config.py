@@ -57,3 +57,42 @@ def test_validate_explains_bad_values():
     problems = "\n".join(s.validate())
     assert "database_url: unsupported scheme" in problems
     assert "ldap.url: must start with ldap://" in problems
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://accessd:s3cret@db/accessd", "postgresql://accessd:***@db/accessd"),
+        ("postgresql://accessd:p@ss/w0rd@db:5432/accessd", "postgresql://accessd:***@db:5432/accessd"),
+        ("postgresql://accessd@db/accessd?sslmode=require&password=s3cret", None),
+        (
+            "sqlite:////srv/accessd/instance/accessd.sqlite3",
+            "sqlite:////srv/accessd/instance/accessd.sqlite3",
+        ),
+    ],
+)
+def test_describe_masks_the_password_in_the_database_url(url, shown):
+    described = load_settings(env={"ACCESSD_DATABASE_URL": url}).describe()
+    assert "s3cret" not in repr(described) and "w0rd" not in repr(described)
+    if shown is not None:
+        assert described["database_url"] == shown
+
+
+def test_describe_masks_credentials_in_the_ldap_url():
+    s = load_settings(env={"ACCESSD_LDAP_URL": "ldap://cn=reader:hunter2@ldap.example:389"})
+    assert s.describe()["ldap"]["url"] == "ldap://cn=reader:***@ldap.example:389"
+
+
+def test_warnings_name_a_cleartext_ldap_bind_insecure_cookies_and_a_missing_secret_key():
+    base = {"ACCESSD_SECRET_KEY": "k" * 32, "ACCESSD_LDAP_URL": "ldap://dir", "ACCESSD_LDAP_USER_BASE": "o=x"}
+
+    def warnings(**env):
+        return load_settings(env={**base, **env}).warnings()
+
+    assert warnings() == []  # no bind password: nothing is sent
+    clear = warnings(ACCESSD_LDAP_BIND_PASSWORD="hunter2")
+    assert len(clear) == 1 and "cleartext" in clear[0] and "hunter2" not in clear[0]
+    assert warnings(ACCESSD_LDAP_BIND_PASSWORD="hunter2", ACCESSD_LDAP_START_TLS="true") == []
+    assert warnings(ACCESSD_LDAP_BIND_PASSWORD="hunter2", ACCESSD_LDAP_URL="ldaps://dir") == []
+    assert ["session_cookie_secure" in w for w in warnings(ACCESSD_SESSION_COOKIE_SECURE="false")] == [True]
+    assert ["secret_key" in w for w in warnings(ACCESSD_SECRET_KEY="")] == [True]

@@ -3,19 +3,23 @@
 ``ldap_server`` starts Debian's slapd (via the PyPI ``slapd`` helper) once. ``people`` creates
 ``ou=t<N>`` with ``ou=people`` and ``ou=groups`` below it and gives helpers to add, change,
 lock, rename and delete entries; tests never see each other's entries. ``settings`` points
-accessd at that subtree and at the test database.
+accessd at that subtree and at the test database; ``cli_env`` does the same for `accessd`
+commands (``cli`` runs one in-process, real processes get ``cli_env`` as their environment).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ldap_server import People, TestDirectory  # noqa: E402
+from ldap_server import DEFAULT_POLICY, SERVICE_PASSWORD, People, TestDirectory  # noqa: E402
 from lifecycle_helpers import make_settings  # noqa: E402
 
 from accessd.lifecycle.sync import run_sync  # noqa: E402
@@ -49,3 +53,43 @@ def sync(db, settings):
         return run_sync(db, kw.pop("settings", settings), kind=kind, dry_run=dry_run, actor="test", **kw)
 
     return run
+
+
+@pytest.fixture
+def cli_env(db, people, ldap_server) -> dict[str, str]:
+    return {
+        "ACCESSD_DATABASE_URL": db.url,
+        "ACCESSD_LDAP_URL": ldap_server.url(),
+        "ACCESSD_LDAP_BIND_DN": ldap_server.bind_dn("sync"),
+        "ACCESSD_LDAP_BIND_PASSWORD": SERVICE_PASSWORD,
+        "ACCESSD_LDAP_USER_BASE": people.people,
+        "ACCESSD_LDAP_GROUP_BASE": people.groups,
+        "ACCESSD_LDAP_PASSWORD_POLICY_DN": DEFAULT_POLICY,
+        "ACCESSD_LDAP_GROUP_ROLES": json.dumps({"billing": ["billing"]}),
+        "ACCESSD_SYNC_PROGRESS_EVERY": "2",
+    }
+
+
+@pytest.fixture
+def cli(cli_env):
+    """Run an `accessd` command in-process: ``cli("sync", "--dry-run")``."""
+    from click.testing import CliRunner
+
+    from accessd.cli import main
+
+    def run(*args):
+        return CliRunner(env=cli_env).invoke(main, list(args), catch_exceptions=False)
+
+    return run
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+        return
+    server = request.getfixturevalue("pg_server")
+    name = f"empty_{os.getpid()}_{int(time.time() * 1000) % 1_000_000}"
+    server.execute(f"CREATE DATABASE {name}")
+    yield server.url(name)
+    server.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

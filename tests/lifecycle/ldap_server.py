@@ -1,8 +1,15 @@
 """A throwaway OpenLDAP server for tests and benchmarks (Debian's slapd via the PyPI ``slapd`` helper).
 
-The server has the cosine, inetorgperson and nis schemas, the ppolicy overlay (so
-``pwdAccountLockedTime`` exists), a small ``accessdPerson`` schema with an end-date attribute,
-and three service accounts under the suffix:
+The server has the cosine, inetorgperson and nis schemas, a small ``accessdPerson`` schema with
+an end-date attribute, the syncprov overlay (so the suffix has a ``contextCSN``, as on any
+replicated OpenLDAP) and the ppolicy overlay with password policies under ``ou=policies``:
+
+* ``cn=default``   the default policy: 3 failed binds lock for ``LOCKOUT_SECONDS``;
+* ``cn=permanent`` 3 failed binds lock until an administrator unlocks (no pwdLockoutDuration);
+* ``cn=service``   no lockout (the service accounts below use it, so that failed-bind tests
+  never lock the sync's own bind).
+
+Three service accounts under the suffix:
 
 * ``cn=sync``    reads everything (the normal sync bind);
 * ``cn=limited`` reads everything but is limited to 3 entries per search (size-limit test);
@@ -24,6 +31,10 @@ import slapd
 HERE = Path(__file__).resolve().parent
 SUFFIX = "dc=accessd,dc=test"
 SERVICE_PASSWORD = "s3rvice-Pa55-not-for-prod"
+POLICIES = f"ou=policies,{SUFFIX}"
+DEFAULT_POLICY = f"cn=default,{POLICIES}"
+PERMANENT_POLICY = f"cn=permanent,{POLICIES}"
+LOCKOUT_SECONDS = 600
 
 CONFIG = r"""dn: cn=config
 objectClass: olcGlobal
@@ -39,6 +50,7 @@ objectClass: olcModuleList
 cn: module
 olcModuleLoad: back_%(database)s
 olcModuleLoad: ppolicy
+olcModuleLoad: syncprov
 
 %%SPLIT%%
 dn: olcDatabase=config,cn=config
@@ -69,7 +81,28 @@ dn: olcOverlay=ppolicy,olcDatabase={1}%(database)s,cn=config
 objectClass: olcOverlayConfig
 objectClass: olcPPolicyConfig
 olcOverlay: ppolicy
+olcPPolicyDefault: cn=default,ou=policies,%(suffix)s
+
+dn: olcOverlay=syncprov,olcDatabase={1}%(database)s,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcSyncProvConfig
+olcOverlay: syncprov
 """
+
+
+def _policy(name: str, lockout: bool, duration: int | None) -> str:
+    lines = [
+        f"dn: cn={name},{POLICIES}",
+        "objectClass: applicationProcess",
+        "objectClass: pwdPolicy",
+        f"cn: {name}",
+        "pwdAttribute: userPassword",
+        f"pwdLockout: {'TRUE' if lockout else 'FALSE'}",
+        "pwdMaxFailure: 3",
+    ]
+    if duration is not None:
+        lines.append(f"pwdLockoutDuration: {duration}")
+    return "\n".join(lines) + "\n\n"
 
 
 class TestDirectory(slapd.Slapd):
@@ -114,9 +147,14 @@ class TestDirectory(slapd.Slapd):
         super().start()
         self.init_tree()
         self.ldapadd(
-            "".join(
+            f"dn: {POLICIES}\nobjectClass: organizationalUnit\nou: policies\n\n"
+            + _policy("default", True, LOCKOUT_SECONDS)
+            + _policy("permanent", True, None)
+            + _policy("service", False, None)
+            + "".join(
                 f"dn: cn={name},{SUFFIX}\nobjectClass: applicationProcess\n"
-                f"objectClass: simpleSecurityObject\ncn: {name}\nuserPassword: {SERVICE_PASSWORD}\n\n"
+                f"objectClass: simpleSecurityObject\ncn: {name}\nuserPassword: {SERVICE_PASSWORD}\n"
+                f"pwdPolicySubentry: cn=service,{POLICIES}\n\n"
                 for name in ("sync", "limited", "blind")
             )
         )

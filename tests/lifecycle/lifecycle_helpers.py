@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ldap_server import SERVICE_PASSWORD
+from ldap_server import DEFAULT_POLICY, SERVICE_PASSWORD
 from sqlalchemy import func, select
 
 from accessd import models
@@ -18,6 +18,7 @@ def make_settings(server, people, database_url: str = "", **overrides):
         "group_base": people.groups,
         "page_size": 50,
         "timeout_seconds": 5,
+        "password_policy_dn": DEFAULT_POLICY,
         "attributes": {"end_date": "employmentEndDate", "start_date": "employmentStartDate"},
         "group_roles": {
             f"cn=therapists,{people.groups}": ["therapist"],
@@ -44,3 +45,12 @@ def table_counts(db) -> dict[str, int]:
 def max_updated(db):
     with db.session() as s:
         return s.scalar(select(func.max(models.Account.updated_at)))
+
+
+def account(db, subject_id: str) -> models.Account:
+    """The account with this subject id, its grants loaded (for assertions after the session)."""
+    with db.session() as s:
+        acc = s.scalar(select(models.Account).where(models.Account.subject_id == subject_id))
+        assert acc is not None, f"no account {subject_id}"
+        acc.grants  # noqa: B018 - load while the session is open
+        return acc

@@ -8,20 +8,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from lifecycle_helpers import make_settings, max_updated, table_counts
+from ldap_server import PERMANENT_POLICY
+from lifecycle_helpers import account, make_settings, max_updated, table_counts
 from sqlalchemy import select
 
 from accessd.errors import Conflict
 from accessd.lifecycle import sync as sync_service
 from accessd.models import Account, LifecycleEvent, RoleGrant, SyncAction, SyncRun
-
-
-def account(db, subject_id: str) -> Account:
-    with db.session() as s:
-        acc = s.scalar(select(Account).where(Account.subject_id == subject_id))
-        assert acc is not None, f"no account {subject_id}"
-        acc.grants  # noqa: B018 - load while the session is open
-        return acc
 
 
 def roles(db, subject_id: str, source: str | None = None) -> set[str]:
@@ -227,13 +220,14 @@ def test_gone_from_the_directory_disables_the_account_and_removes_every_grant(pe
             "directory: locked by an administrator (pwdAccountLockedTime)",
         ),
         (
-            {"pwdAccountLockedTime": "20250101120000Z"},
-            "directory: account locked (pwdAccountLockedTime 20250101120000Z)",
+            {"pwdAccountLockedTime": "20250101120000Z", "pwdPolicySubentry": PERMANENT_POLICY},
+            "directory: account locked until unlocked (pwdAccountLockedTime 20250101120000Z, "
+            "no pwdLockoutDuration)",
         ),
         ({"shadowExpire": "19000"}, "directory: account expires 2022-01-08 (shadowExpire)"),
         ({"employmentEndDate": "20240131000000Z"}, "directory: end date 2024-01-31 (employmentEndDate)"),
     ],
-    ids=["admin-lock", "ppolicy-lock", "shadowExpire", "end-date"],
+    ids=["admin-lock", "permanent-ppolicy-lock", "shadowExpire", "end-date"],
 )
 def test_each_departure_signal_disables_with_its_reason(people, sync, db, change, reason):
     dn = people.add("alice")
@@ -441,7 +435,7 @@ def test_an_unreachable_directory_fails_the_run(people, sync, db, ldap_server):
 # --- threshold and approval ---------------------------------------------------------------------
 
 
-def test_a_mass_departure_waits_for_approval_and_is_applied_exactly_once(people, sync, db):
+def test_a_mass_departure_waits_for_approval_and_is_applied_exactly_once(people, sync, db, settings):
     staff(people, 20)
     sync()
     for i in range(7):
@@ -456,7 +450,7 @@ def test_a_mass_departure_waits_for_approval_and_is_applied_exactly_once(people,
     assert after.pop("sync_run") == before.pop("sync_run") + 1
     assert after == before, "nothing is applied before approval"
 
-    applied = sync_service.approve(db, pending.run_id, "cli:admin")
+    applied = sync_service.approve(db, settings, pending.run_id, "cli:admin").applied
 
     assert applied == {"leave": 7}
     assert {account(db, f"p{i}").status for i in range(7)} == {"disabled"}
@@ -464,7 +458,7 @@ def test_a_mass_departure_waits_for_approval_and_is_applied_exactly_once(people,
         run = s.get(SyncRun, pending.run_id)
         assert (run.status, run.approved_by) == ("succeeded", "cli:admin") and run.applied_at
     with pytest.raises(Conflict, match="already applied"):
-        sync_service.approve(db, pending.run_id, "cli:admin")
+        sync_service.approve(db, settings, pending.run_id, "cli:admin")
 
 
 def test_a_small_change_below_the_threshold_applies_without_approval(people, sync, db):
@@ -475,7 +469,7 @@ def test_a_small_change_below_the_threshold_applies_without_approval(people, syn
     assert sync().status == "succeeded"
 
 
-def test_a_rejected_run_is_never_applied(people, sync, db):
+def test_a_rejected_run_is_never_applied(people, sync, db, settings):
     staff(people, 10)
     sync()
     for i in range(4):
@@ -489,7 +483,7 @@ def test_a_rejected_run_is_never_applied(people, sync, db):
 
     assert {account(db, f"p{i}").status for i in range(6)} == {"active"}
     with pytest.raises(Conflict, match="not pending approval"):
-        sync_service.approve(db, pending.run_id, "cli:admin")
+        sync_service.approve(db, settings, pending.run_id, "cli:admin")
 
 
 # --- incremental --------------------------------------------------------------------------------

@@ -3,34 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 
-import pytest
-from click.testing import CliRunner
-from ldap_server import SERVICE_PASSWORD
 from sqlalchemy import select
 
-from accessd.cli import main
 from accessd.models import Account, SyncRun
-
-
-@pytest.fixture
-def cli(db, people, ldap_server):
-    env = {
-        "ACCESSD_DATABASE_URL": db.url,
-        "ACCESSD_LDAP_URL": ldap_server.url(),
-        "ACCESSD_LDAP_BIND_DN": ldap_server.bind_dn("sync"),
-        "ACCESSD_LDAP_BIND_PASSWORD": SERVICE_PASSWORD,
-        "ACCESSD_LDAP_USER_BASE": people.people,
-        "ACCESSD_LDAP_GROUP_BASE": people.groups,
-        "ACCESSD_LDAP_GROUP_ROLES": json.dumps({"billing": ["billing"]}),
-        "ACCESSD_SYNC_PROGRESS_EVERY": "2",
-    }
-
-    def run(*args):
-        return CliRunner(env=env).invoke(main, list(args), catch_exceptions=False)
-
-    return run
 
 
 def test_sync_dry_run_prints_the_plan_and_changes_nothing(cli, people, db):
@@ -119,3 +95,59 @@ def test_the_scheduled_sync_job_runs_the_same_sync_and_the_sweep_offboards_past_
     assert jobs.expire_ended_accounts(db) == 0
     with db.session() as s:
         assert s.scalar(select(Account.status).where(Account.subject_id == "bob")) == "disabled"
+
+
+def test_sync_runs_shows_where_each_run_came_from(cli, people, db, settings):
+    from accessd import jobs
+
+    people.add("alice")
+    assert cli("sync").exit_code == 0
+    assert cli("sync", "--incremental", "--source", "cron").exit_code == 0
+    jobs.directory_sync(db, settings, "incremental")
+
+    listed = [line.split("\t") for line in cli("sync", "runs").output.splitlines()]
+
+    assert [(r[0], r[3], r[4]) for r in listed] == [
+        ("3", "incremental", "scheduler"),
+        ("2", "incremental", "cron"),
+        ("1", "full", "cli"),
+    ]
+    assert "from cron" in cli("sync", "show", "2").output
+    bad = cli("sync", "--source", "Cron Job")
+    assert bad.exit_code == 2 and "--source" in bad.output
+
+
+def test_offboard_on_a_future_date_says_it_scheduled_the_departure(cli, people, db):
+    people.add("alice")
+    cli("sync")
+    last_day = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+
+    out = cli("offboard", "alice", "--reason", "resigned", "--on", last_day)
+
+    assert out.exit_code == 0
+    assert (
+        out.output.strip()
+        == f"alice: departure scheduled: last working day {last_day}; access ends after that day"
+    )
+    again = cli("offboard", "alice", "--reason", "resigned", "--on", last_day)
+    assert again.output.strip() == f"alice: departure already scheduled for {last_day}; nothing changed"
+    with db.session() as s:
+        assert s.scalar(select(Account.status).where(Account.subject_id == "alice")) == "active"
+
+
+def test_approve_exits_1_and_names_the_new_run_when_the_plan_grew_beyond_the_approval(cli, people, db):
+    dns = [people.add(f"p{i}") for i in range(20)]
+    cli("sync")
+    for dn in dns[:7]:
+        people.lock(dn)
+    assert "pending_approval" in cli("sync").output
+    people.lock(dns[7])
+
+    out = cli("sync", "approve", "2")
+
+    assert out.exit_code == 1
+    assert (
+        "run 2 not applied: the directory changed beyond what was approved; run 3 holds the new plan"
+        in out.output
+    )
+    assert "run 3 approved and applied: leave 8\n" in cli("sync", "approve", "3").stdout

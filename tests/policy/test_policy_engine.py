@@ -101,6 +101,14 @@ def test_a_property_of_the_wrong_type_is_invalid_input(engine):
     assert err.value.pointer == "/resource/properties/retention_until"
 
 
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), "1e999", "x"])
+def test_an_int_property_that_is_no_integer_is_a_value_error_never_a_crash(value):
+    from accessd.policy.model import coerce
+
+    with pytest.raises(ValueError, match="expected an integer"):
+        coerce("int", value)
+
+
 def test_subjects_with_the_same_roles_share_a_compiled_table(engine):
     other = Subject("zoe", frozenset({"therapist"}), {"region": "south"})
     assert engine.table_for(ANNA) is engine.table_for(other)

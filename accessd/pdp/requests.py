@@ -1,0 +1,267 @@
+"""Reading AuthZEN requests: the body as JSON, then each member checked and named on error.
+
+Everything here raises :class:`accessd.errors.Invalid` with a JSON pointer to the member at
+fault; nothing decides. Rules every string and number of a request obeys (whatever member it is
+in, because any of them may be logged, echoed or compared):
+
+* no NUL character and no unpaired UTF-16 surrogate (``"\\ud800"``): a database cannot store
+  them and a response cannot encode them, so they are refused before anything is decided;
+* numbers are finite (``1e999`` is refused, not turned into infinity);
+* objects and arrays nest at most :data:`MAX_DEPTH` levels.
+
+Resource types and actions are *not* checked against the catalogue here: an unknown one is a
+deny with its reason (``unknown_resource_type``, ``unknown_action``), as AuthZEN clients expect.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+
+from accessd.errors import Invalid
+
+SUBJECT_TYPES = ("user",)
+MAX_ID = 200
+MAX_NAME = 64
+MAX_FIELDS = 1000
+MAX_DEPTH = 32
+
+
+class Request:
+    """One checked evaluation request (after batch defaults were applied)."""
+
+    __slots__ = (
+        "subject_type",
+        "subject_id",
+        "rtype",
+        "rid",
+        "props",
+        "action",
+        "fields",
+        "purpose",
+        "explain",
+    )
+
+    def __init__(self, subject_type, subject_id, rtype, rid, props, action, fields, purpose, explain):
+        self.subject_type = subject_type
+        self.subject_id = subject_id
+        self.rtype = rtype
+        self.rid = rid
+        self.props = props
+        self.action = action
+        self.fields = fields  # None: the record as a whole; else a tuple of field names
+        self.purpose = purpose  # None: the client's or the resource type's default applies
+        self.explain = explain
+
+
+# --------------------------------------------------------------------------------------------
+# the body
+
+
+class _NotFinite(ValueError):
+    pass
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotFinite(text)
+    return value
+
+
+def _no_constant(text: str):
+    raise _NotFinite(text)  # NaN, Infinity, -Infinity: not JSON (RFC 8259), refused
+
+
+def parse_body(data: bytes) -> dict:
+    """The request body as a JSON object whose strings and numbers obey the module's rules."""
+    if not data:
+        raise Invalid("the request body is empty; send a JSON object", pointer="")
+    try:
+        body = json.loads(data, parse_float=_finite, parse_constant=_no_constant)
+    except UnicodeDecodeError:
+        raise Invalid("the request body is not UTF-8 text", pointer="") from None
+    except RecursionError:
+        raise Invalid(f"the request body nests deeper than {MAX_DEPTH} levels", pointer="") from None
+    except _NotFinite as exc:
+        raise Invalid(f"the request body holds a number out of range: {str(exc)[:40]}", pointer="") from None
+    except ValueError as exc:
+        raise Invalid(f"the request body is not valid JSON: {exc}", pointer="") from None
+    if not isinstance(body, dict):
+        raise Invalid(f"the request body must be a JSON object, not {kind(body)}", pointer="")
+    # Only escapes (\u0000, \ud800) can carry a NUL or a lone surrogate past the JSON decoder, and
+    # only many brackets can nest deeply: skip the walk for the common small, plain body.
+    strings = b"\\" in data
+    if strings or data.count(b"{") + data.count(b"[") > MAX_DEPTH:
+        check_values(body, strings)
+    return body
+
+
+def check_values(value, strings: bool = True, pointer: str = "") -> None:
+    """Raise Invalid at the first string with a NUL or a lone surrogate (when ``strings``) or the
+    first container nested deeper than MAX_DEPTH. Iterative: any depth is safe to walk."""
+    stack = [(value, pointer, 0)]
+    while stack:
+        v, ptr, depth = stack.pop()
+        if isinstance(v, dict):
+            if depth >= MAX_DEPTH:
+                raise Invalid(f"{ptr or 'the body'} nests deeper than {MAX_DEPTH} levels", pointer=ptr)
+            for k, item in v.items():
+                p = f"{ptr}/{_escape(k)}"
+                if strings:
+                    check_text(k, p)
+                stack.append((item, p, depth + 1))
+        elif isinstance(v, list):
+            if depth >= MAX_DEPTH:
+                raise Invalid(f"{ptr or 'the body'} nests deeper than {MAX_DEPTH} levels", pointer=ptr)
+            stack.extend((item, f"{ptr}/{i}", depth + 1) for i, item in enumerate(v))
+        elif strings and isinstance(v, str):
+            check_text(v, ptr)
+
+
+def check_text(s: str, pointer: str) -> None:
+    """Raise Invalid if ``s`` holds a NUL character or an unpaired UTF-16 surrogate."""
+    if "\x00" in s:
+        raise Invalid(f"{pointer or 'a string'} contains a NUL character", pointer=pointer)
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Invalid(
+            f"{pointer or 'a string'} contains an unpaired UTF-16 surrogate (not valid Unicode text)",
+            pointer=pointer,
+        ) from None
+
+
+def _escape(key: str) -> str:
+    """A member name as a JSON-pointer token (RFC 6901). Never echoes an invalid character."""
+    token = str(key).replace("~", "~0").replace("/", "~1")
+    return token.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\\u0000")
+
+
+def kind(v) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, int | float):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, list):
+        return "an array"
+    return "an object"
+
+
+# --------------------------------------------------------------------------------------------
+# members
+
+
+def obj(parent: Mapping, key: str, ptr: str, required: bool = True) -> dict | None:
+    v = parent.get(key)
+    if v is None:
+        if required:
+            raise Invalid(f"{ptr} is required", pointer=ptr)
+        return None
+    if not isinstance(v, dict):
+        raise Invalid(f"{ptr} must be an object, not {kind(v)}", pointer=ptr)
+    return v
+
+
+def text(parent: Mapping, key: str, ptr: str, required: bool = True, max_len: int = MAX_ID) -> str | None:
+    v = parent.get(key)
+    if v is None:
+        if required:
+            raise Invalid(f"{ptr} is required", pointer=ptr)
+        return None
+    if not isinstance(v, str):
+        raise Invalid(f"{ptr} must be a string, not {kind(v)}", pointer=ptr)
+    if not v or len(v) > max_len:
+        raise Invalid(f"{ptr} must be 1-{max_len} characters", pointer=ptr)
+    return v
+
+
+def flag(parent: Mapping, key: str, ptr: str) -> bool:
+    v = parent.get(key, False)
+    if v is None:
+        return False
+    if not isinstance(v, bool):
+        raise Invalid(f"{ptr} must be true or false, not {kind(v)}", pointer=ptr)
+    return v
+
+
+def subject(body: Mapping, ptr: str, need_id: bool = True) -> tuple[str, str | None]:
+    s = obj(body, "subject", ptr)
+    stype = text(s, "type", ptr + "/type", max_len=MAX_NAME)
+    sid = text(s, "id", ptr + "/id", required=need_id)
+    obj(s, "properties", ptr + "/properties", required=False)
+    return stype, sid
+
+
+def resource(body: Mapping, ptr: str, need_id: bool = True) -> tuple[str, str | None, dict]:
+    r = obj(body, "resource", ptr)
+    rtype = text(r, "type", ptr + "/type", max_len=MAX_NAME)
+    rid = text(r, "id", ptr + "/id", required=need_id)
+    props = obj(r, "properties", ptr + "/properties", required=False) or {}
+    return rtype, rid, props
+
+
+def action(body: Mapping, ptr: str) -> tuple[str, tuple[str, ...] | None]:
+    a = obj(body, "action", ptr)
+    name = text(a, "name", ptr + "/name", max_len=MAX_NAME)
+    props = obj(a, "properties", ptr + "/properties", required=False)
+    fields = None
+    if props:
+        one = text(props, "field", ptr + "/properties/field", required=False, max_len=MAX_NAME)
+        many = props.get("fields")
+        if one is not None and many is not None:
+            raise Invalid(f"{ptr}/properties: give field or fields, not both", pointer=ptr + "/properties")
+        if one is not None:
+            fields = (one,)
+        elif many is not None:
+            fields = _field_list(many, ptr + "/properties/fields")
+    return name, fields
+
+
+def _field_list(many, fptr: str) -> tuple[str, ...]:
+    if not isinstance(many, list) or not many:
+        raise Invalid(f"{fptr} must be a non-empty array of field names", pointer=fptr)
+    if len(many) > MAX_FIELDS:
+        raise Invalid(f"{fptr} may name at most {MAX_FIELDS} fields", pointer=fptr)
+    for i, f in enumerate(many):
+        if not isinstance(f, str) or not f or len(f) > MAX_NAME:
+            raise Invalid(f"{fptr}/{i} must be a field name (1-{MAX_NAME} characters)", pointer=f"{fptr}/{i}")
+    return tuple(dict.fromkeys(many))
+
+
+def context(body: Mapping, ptr: str) -> tuple[str | None, bool]:
+    c = obj(body, "context", ptr, required=False)
+    if not c:
+        return None, False
+    purpose = text(c, "purpose", ptr + "/purpose", required=False, max_len=MAX_NAME)
+    return purpose, flag(c, "explain", ptr + "/explain")
+
+
+def evaluation(body: Mapping, ptr: str = "") -> Request:
+    stype, sid = subject(body, ptr + "/subject")
+    rtype, rid, props = resource(body, ptr + "/resource")
+    name, fields = action(body, ptr + "/action")
+    purpose, explain = context(body, ptr + "/context")
+    return Request(stype, sid, rtype, rid, props, name, fields, purpose, explain)
+
+
+def batch_entry(body: Mapping, item, ptr: str) -> Request:
+    """One entry of an ``evaluations`` batch with the top-level members as its defaults. A fault
+    in a default the entry did not override points at the top-level member."""
+    if not isinstance(item, dict):
+        raise Invalid(f"{ptr} must be an object, not {kind(item)}", pointer=ptr)
+    merged = {k: item[k] if k in item else body.get(k) for k in ("subject", "resource", "action", "context")}
+    try:
+        return evaluation(merged, ptr)
+    except Invalid as exc:
+        p = exc.pointer or ""
+        member = p[len(ptr) + 1 :].split("/", 1)[0] if p.startswith(ptr + "/") else ""
+        if member and member not in item:  # the fault is in the top-level default
+            p = p[len(ptr) :]
+            raise Invalid(exc.message.replace(exc.pointer, p), pointer=p) from None
+        raise
