@@ -13,11 +13,11 @@ from flask import Flask
 
 from accessd.config import Settings, load_settings
 from accessd.db import Database
-from accessd.decision_log import DecisionLogWriter
+from accessd.pdp.decision_log import DecisionLogWriter
+from accessd.pdp.revisions import EngineHolder
 from accessd.pdp.service import DecisionService
-from accessd.revisions import EngineHolder
-from accessd.subjects import SubjectCache
-from accessd.tokens import TokenCache
+from accessd.pdp.subjects import SubjectCache
+from accessd.pdp.tokens import TokenCache
 from accessd.web import authzen, decisions_api, errors, health, openapi
 from accessd.web.sessions import BrowserOnlySessionInterface
 

@@ -22,7 +22,7 @@ from sqlalchemy import Row, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from accessd import audit, revisions
+from accessd import audit
 from accessd.errors import Conflict, Invalid, NotFound
 from accessd.models import (
     ACCOUNT_STATUSES,
@@ -34,6 +34,7 @@ from accessd.models import (
     RoleGrant,
     utcnow,
 )
+from accessd.pdp import revisions
 from accessd.policy.engine import Subject
 from accessd.policy.model import Catalogue, coerce
 

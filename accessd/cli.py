@@ -138,7 +138,7 @@ def policy():
 @pass_ctx
 def policy_load(c: Context, directory: str):
     """Validate DIRECTORY and store it as a new numbered revision (the previous stays on error)."""
-    from accessd import revisions
+    from accessd.pdp import revisions
 
     c.db.upgrade()
     with c.db.session() as s:
@@ -156,8 +156,8 @@ def policy_load(c: Context, directory: str):
 @pass_ctx
 def policy_export(c: Context, directory: str, revision: int | None):
     """Write the revision in force (or --revision N) into DIRECTORY."""
-    from accessd import revisions
     from accessd.errors import NotFound
+    from accessd.pdp import revisions
 
     with c.db.session() as s:
         rev = revisions.get(s, revision) if revision else revisions.current(s)
@@ -173,7 +173,8 @@ def policy_export(c: Context, directory: str, revision: int | None):
 def policy_diff(c: Context, directory: str):
     """Show what DIRECTORY would change against the revision in force, before applying it:
     which roles, and how many employees, gain or lose which fields."""
-    from accessd import accounts, revisions
+    from accessd import accounts
+    from accessd.pdp import revisions
     from accessd.policy.diff import diff_policies
     from accessd.policy.model import load_policy_dir
 
@@ -216,7 +217,7 @@ def token():
 @pass_ctx
 def token_create(c: Context, name: str, scope: str, default_purpose: str | None):
     """Create a client; its token is printed once and stored only as a hash."""
-    from accessd import tokens
+    from accessd.pdp import tokens
 
     c.db.upgrade()
     with c.db.session() as s:
@@ -229,7 +230,7 @@ def token_create(c: Context, name: str, scope: str, default_purpose: str | None)
 @pass_ctx
 def token_revoke(c: Context, name: str):
     """Revoke a client's token (every worker refuses it within about a second)."""
-    from accessd import tokens
+    from accessd.pdp import tokens
 
     with c.db.session() as s:
         tokens.revoke(s, name)
@@ -240,7 +241,7 @@ def token_revoke(c: Context, name: str):
 @pass_ctx
 def token_list(c: Context):
     """List clients (never their tokens)."""
-    from accessd import tokens
+    from accessd.pdp import tokens
 
     with c.db.session() as s:
         for cl in tokens.list_clients(s):

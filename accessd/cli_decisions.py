@@ -6,8 +6,8 @@ import json
 
 import click
 
-from accessd import decision_log
 from accessd.cli import Context, Group, pass_ctx
+from accessd.pdp import decision_log
 
 
 @click.group(cls=Group, invoke_without_command=True)

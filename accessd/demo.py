@@ -9,8 +9,9 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from accessd import accounts, passwords, revisions, tokens
+from accessd import accounts, passwords
 from accessd.models import AdminUser, ApiClient
+from accessd.pdp import revisions, tokens
 
 # subject_id, display name, department, region, roles, status, start offset days, end offset days
 EMPLOYEES = [

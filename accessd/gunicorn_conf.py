@@ -44,7 +44,7 @@ def on_starting(server):
 
 
 def worker_exit(server, worker):
-    from accessd.decision_log import close_all
+    from accessd.pdp.decision_log import close_all
 
     close_all()
 

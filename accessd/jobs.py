@@ -63,7 +63,7 @@ def expire_ended_accounts(db: Database, today: dt.date | None = None) -> int:
 
 def purge_decision_log(db: Database, retention_days: int) -> int:
     """Delete decision records older than the configured retention."""
-    from accessd import decision_log
+    from accessd.pdp import decision_log
 
     with db.session() as s:
         removed = decision_log.purge(s, retention_days)

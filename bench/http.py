@@ -206,8 +206,9 @@ def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 60) 
 
 def setup_accessd(url: str) -> str:
     """Migrate the database at ``url``, load the demo; returns an API token."""
-    from accessd import demo, tokens
+    from accessd import demo
     from accessd.db import Database
+    from accessd.pdp import tokens
 
     db = Database(url)
     db.upgrade()

@@ -151,7 +151,7 @@ def db(database_url):
 @pytest.fixture
 def loaded_db(db):
     """A database with the demo policy loaded as revision 1."""
-    from accessd import revisions
+    from accessd.pdp import revisions
 
     with db.session() as s:
         revisions.load_dir(s, POLICY_DIR, "test")

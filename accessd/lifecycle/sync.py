@@ -796,7 +796,7 @@ def _load_context(session: Session, kind: str) -> _Context:
 
 def _declared_subject_attributes(session: Session) -> set[str]:
     """The subject attributes of the policy in force (none before a policy is loaded)."""
-    from accessd import revisions
+    from accessd.pdp import revisions
 
     rev = revisions.current(session)
     return set(revisions.policy_of(rev).catalogue.subject_attributes) if rev else set()

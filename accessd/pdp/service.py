@@ -67,7 +67,7 @@ new_decision_id = _DecisionIds()
 
 
 def _row(decision_id, client, sid, action, rtype, rid, fields, purpose, effect, reason, revision) -> tuple:
-    """One decision-log entry, in the column order of ``accessd.decision_log.COLUMNS``."""
+    """One decision-log entry, in the column order of ``accessd.pdp.decision_log.COLUMNS``."""
     return (utcnow(), decision_id, client, sid, action, rtype, rid, fields, purpose, effect, reason, revision)
 
 

@@ -7,7 +7,7 @@ import json
 from flask import current_app, request
 
 from accessd.errors import Forbidden, Unauthorized
-from accessd.tokens import Caller
+from accessd.pdp.tokens import Caller
 
 _CHALLENGE = 'Bearer realm="accessd"'
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, request
 
-from accessd import decision_log
 from accessd.errors import Invalid
+from accessd.pdp import decision_log
 from accessd.pdp.requests import check_text
 from accessd.web.auth import json_response, require
 

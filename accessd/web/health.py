@@ -1,9 +1,9 @@
 """/healthz (process up) and /readyz (database reachable, a policy revision loaded, the decision
-log keeping up in every worker -- see ``accessd.decision_log.health``)."""
+log keeping up in every worker -- see ``accessd.pdp.decision_log.health``)."""
 
 from flask import Blueprint, current_app, jsonify
 
-from accessd import decision_log
+from accessd.pdp import decision_log
 
 bp = Blueprint("health", __name__)
 

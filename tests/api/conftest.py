@@ -8,7 +8,8 @@ import datetime as dt
 import pytest
 from api_helpers import EMPLOYEES
 
-from accessd import accounts, tokens
+from accessd import accounts
+from accessd.pdp import tokens
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import psycopg
 from sqlalchemy import func, select
 
 from accessd.config import DecisionLogSettings
-from accessd.decision_log import DecisionLogWriter
 from accessd.models import DecisionLog
+from accessd.pdp.decision_log import DecisionLogWriter
 
 
 def entry(i, **changes) -> tuple:

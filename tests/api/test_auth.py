@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from api_helpers import evaluation
 
-from accessd import tokens
+from accessd.pdp import tokens
 
 ENDPOINTS = [
     "/access/v1/evaluation",

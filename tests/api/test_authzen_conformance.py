@@ -217,8 +217,8 @@ def test_without_a_purpose_or_a_default_the_deny_says_purpose_required(client, a
 
 
 def test_an_api_client_default_purpose_applies_when_a_request_names_none(app, client, loaded_db, people):
-    from accessd import tokens
     from accessd.errors import Invalid
+    from accessd.pdp import tokens
 
     with loaded_db.session() as s:
         billing_app = tokens.create(s, "billing-app", "decide", default_purpose="billing")

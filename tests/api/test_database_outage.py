@@ -14,8 +14,9 @@ from api_helpers import evaluation
 from decision_log_helpers import count_rows, entry, wait_for
 from sqlalchemy import event
 
-from accessd import accounts, create_app, revisions, tokens
+from accessd import accounts, create_app
 from accessd.db import Database
+from accessd.pdp import revisions, tokens
 
 TESTS = Path(__file__).resolve().parents[1]
 POLICY_DIR = TESTS.parent / "policies"

@@ -15,12 +15,12 @@ from click.testing import CliRunner
 from decision_log_helpers import entry, idle_writer, wait_for, writes_blocked
 from sqlalchemy import func, select
 
-from accessd import decision_log
 from accessd.cli import main
 from accessd.config import DecisionLogSettings
-from accessd.decision_log import DecisionLogWriter
 from accessd.errors import Unavailable
 from accessd.models import DecisionLog
+from accessd.pdp import decision_log
+from accessd.pdp.decision_log import DecisionLogWriter
 
 
 def rows(db):

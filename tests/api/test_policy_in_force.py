@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from api_helpers import evaluation
 
-from accessd import revisions
 from accessd.models import PolicyRevision
+from accessd.pdp import revisions
 
 GUARD = 'r.obj.clinic_region != "" && r.sub.region != "" && '
 

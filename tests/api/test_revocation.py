@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 from api_helpers import evaluation
 
-from accessd import accounts, revisions, tokens
+from accessd import accounts
 from accessd.lifecycle import offboarding
+from accessd.pdp import revisions, tokens
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKERS = 2

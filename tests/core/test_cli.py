@@ -11,8 +11,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from accessd import tokens
 from accessd.models import Account, AdminUser, ApiClient, PolicyRevision
+from accessd.pdp import tokens
 
 ROOT = Path(__file__).resolve().parents[2]
 ACCESSD = [sys.executable, "-m", "accessd"]

@@ -10,7 +10,7 @@ from sqlalchemy import delete, select, update
 from accessd import accounts
 from accessd.lifecycle import offboarding
 from accessd.models import Account, RoleGrant
-from accessd.subjects import SubjectCache
+from accessd.pdp.subjects import SubjectCache
 
 
 def seed(db, n: int = 20) -> None:

@@ -7,8 +7,8 @@ import contextlib
 
 from sqlalchemy import event
 
-from accessd import tokens
-from accessd.tokens import TokenCache
+from accessd.pdp import tokens
+from accessd.pdp.tokens import TokenCache
 
 
 @contextlib.contextmanager

@@ -14,13 +14,13 @@ from ldap_server import PERMANENT_POLICY, SUFFIX
 from lifecycle_helpers import account, make_settings
 from sqlalchemy import select
 
-from accessd import revisions
 from accessd.config import LdapSettings
 from accessd.errors import Conflict
 from accessd.lifecycle import sync as sync_service
 from accessd.lifecycle.directory import Directory, clock_mark
 from accessd.lifecycle.offboarding import offboard, reenable
 from accessd.models import Account, LifecycleEvent, RoleGrant, SyncRun
+from accessd.pdp import revisions
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,9 +11,9 @@ from collections import OrderedDict
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from accessd import revisions
 from accessd.errors import Conflict, Invalid, NotFound
 from accessd.models import ApiClient, utcnow
+from accessd.pdp import revisions
 
 SCOPES = ("decide", "admin", "hr")
 PREFIX = "acd_"
