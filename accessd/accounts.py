@@ -35,8 +35,8 @@ from accessd.models import (
     utcnow,
 )
 from accessd.pdp import revisions
+from accessd.policy.catalogue import Catalogue, coerce
 from accessd.policy.engine import Subject
-from accessd.policy.model import Catalogue, coerce
 
 COLUMN_ATTRIBUTES = PROFILE_COLUMNS
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine, event, inspect, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -81,9 +81,6 @@ class Database:
         """Raise if the database cannot be reached (readiness checks)."""
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-
-    def is_current(self) -> bool:
-        return inspect(self.engine).has_table("alembic_version")
 
     def dispose(self) -> None:
         self.engine.dispose()

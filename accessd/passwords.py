@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.security import generate_password_hash
 
 from accessd.errors import Invalid
 
@@ -19,7 +19,3 @@ def check_strength(password: str) -> None:
 
 def hash_password(password: str) -> str:
     return generate_password_hash(password, method="scrypt")
-
-
-def verify_password(password_hash: str, password: str) -> bool:
-    return check_password_hash(password_hash, password)

@@ -29,10 +29,10 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from accessd.policy import casbin_ref  # noqa: E402
 from accessd.policy.engine import Engine  # noqa: E402
-from accessd.policy.model import load_policy_dir  # noqa: E402
-from accessd.policy.synthetic import generate_policy, generate_requests, generate_subjects  # noqa: E402
+from accessd.policy.policyset import load_policy_dir  # noqa: E402
+from accessd.policy.reference import casbin as casbin_ref  # noqa: E402
+from accessd.policy.reference.synthetic import generate_policy, generate_requests, generate_subjects  # noqa: E402
 
 TARGET_ENFORCER = 100.0
 TARGET_FAST = 10.0

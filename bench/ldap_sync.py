@@ -126,7 +126,7 @@ def main() -> int:
             },
         )
         d = Directory(settings.ldap)
-        user_attrs = d._user_attributes()
+        user_attrs = d.user_attributes()
         group_attrs = [*d.mapping["group_member"], *d.mapping["group_name"], *d.mapping["modified"]]
 
         def raw():

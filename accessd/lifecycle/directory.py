@@ -1,23 +1,12 @@
-"""Reading people and groups from an LDAP directory (OpenLDAP or Active Directory) with ldap3.
+"""The connection to an LDAP directory (OpenLDAP or Active Directory): bind and paged searches.
 
 ``Directory(settings.ldap)`` binds (plain, ldaps:// or StartTLS) and runs paged searches. Every
 failure -- connect, bind, a missing base DN, a page that could not be read, a size or time
 limit -- raises :class:`DirectoryUnavailable` with the reason; a search never answers "no users"
-when it could not read. Filters are built only from configuration plus values escaped with
-``escape_filter_chars``. The bind password is never logged or put in an error message.
+when it could not read. The bind password is never logged or put in an error message.
 
-Entries are mapped to :class:`DirectoryEntry` with the attribute mapping of the configured
-flavour (see ``OPENLDAP`` and ``ACTIVE_DIRECTORY`` below; ``ldap.attributes`` overrides any key).
-Any other key of ``ldap.attributes`` names a subject attribute of the policy catalogue and the
-LDAP attribute(s) it is read from (``cost_centre = "departmentNumber"``); its value goes to
-``DirectoryEntry.attributes`` and from there to ``account.attributes``.
-
-Locks: ``pwdAccountLockedTime = 000001010000Z`` is an administrator's lock, and so is any lock
-under a password policy without ``pwdLockoutDuration`` (it lasts until someone unlocks it). A
-lock time plus the policy's ``pwdLockoutDuration`` still ahead is a temporary lockout after failed
-logins -- anyone can cause one with wrong passwords -- and is no departure (a warning); once that
-time has passed the account is not locked at all. On AD, ``lockoutTime`` is such a lockout and
-only the ACCOUNTDISABLE bit of ``userAccountControl`` disables.
+What is read comes from :mod:`accessd.lifecycle.directory_mapping` (attribute mapping, filters);
+results become people and groups through :mod:`accessd.lifecycle.directory_entries`.
 
 High-water marks: :meth:`Directory.high_water_mark` reads the point the directory has reached
 *before* a run reads anything (contextCSN, highestCommittedUSN), so a change committed while the
@@ -27,227 +16,30 @@ pages are read is read again by the next incremental run instead of being skippe
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import functools
 import logging
 import ssl
-import uuid
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass, field
 
 import ldap3
 from ldap3.core.exceptions import LDAPException
-from ldap3.utils.conv import escape_filter_chars
 
 from accessd.config import LdapSettings
 from accessd.errors import DirectoryUnavailable, Invalid
-from accessd.models import PROFILE_COLUMNS
+from accessd.lifecycle.directory_entries import DirectoryEntry, DirectoryGroup, EntryReader, first, norm_dn
+from accessd.lifecycle.directory_mapping import (
+    CLOCK_MARGIN,
+    changed_since,
+    clock_mark,
+    filters_for,
+    mapping_for,
+    subject_attribute_mapping,
+    user_attributes,
+)
 
 log = logging.getLogger(__name__)
 
 PAGED_RESULTS = "1.2.840.113556.1.4.319"
-ADMIN_LOCK = "000001010000Z"  # OpenLDAP ppolicy: locked by an administrator until unlocked
-AD_NEVER = (0, 0x7FFFFFFFFFFFFFFF)
-# when the directory publishes no contextCSN, the mark is this host's clock less this margin
-# (changes in the margin are read twice, harmlessly; a server clock further behind is not covered)
-CLOCK_MARGIN = dt.timedelta(minutes=10)
-
-# Attribute mapping: a mapping key -> one attribute name or a list tried in order; "" disables it.
-OPENLDAP: dict[str, str | list[str]] = {
-    "key": "entryUUID",
-    "username": "uid",
-    "employee_number": "employeeNumber",
-    "display_name": ["displayName", "cn"],
-    "email": "mail",
-    "department": ["departmentNumber", "ou"],
-    "title": "title",
-    "manager": "manager",
-    "region": "l",
-    "start_date": "",
-    "end_date": "",  # e.g. "employmentEndDate": a generalizedTime or YYYY-MM-DD date
-    "locked": "pwdAccountLockedTime",
-    "lockout_time": "",
-    "shadow_expire": "shadowExpire",
-    "user_account_control": "",
-    "account_expires": "",
-    "modified": "entryCSN",  # or modifyTimestamp
-    "group_member": "member",
-    "group_name": "cn",
-}
-
-ACTIVE_DIRECTORY: dict[str, str | list[str]] = {
-    **OPENLDAP,
-    "key": "objectGUID",
-    "username": "sAMAccountName",
-    "employee_number": ["employeeID", "employeeNumber"],
-    "department": "department",
-    "locked": "",
-    "lockout_time": "lockoutTime",
-    "shadow_expire": "",
-    "user_account_control": "userAccountControl",
-    "account_expires": "accountExpires",
-    "modified": "uSNChanged",  # per domain controller: point ldap.url at one DC
-}
-
-SEQUENCE_ATTRIBUTES = {"entrycsn", "usnchanged"}
-
-DEFAULT_FILTERS = {
-    "openldap": ("(objectClass=inetOrgPerson)", "(objectClass=groupOfNames)"),
-    "active_directory": ("(&(objectCategory=person)(objectClass=user))", "(objectClass=group)"),
-}
-
-PROFILE_FIELDS = PROFILE_COLUMNS  # the account columns the directory fills
-
-
-@dataclass(slots=True)
-class DirectoryEntry:
-    """One person as the directory describes them, already mapped and with departure signals read."""
-
-    key: str
-    dn: str
-    profile: dict[str, str | None]  # PROFILE_FIELDS
-    start_date: dt.date | None = None
-    end_date: dt.date | None = None  # last working day, the earliest of all end signals
-    end_reason: str | None = None
-    disabled_reason: str | None = None  # set when the directory itself disables the person now
-    modified: str | None = None
-    # catalogue subject attributes mapped in ldap.attributes (None: the directory has no value)
-    attributes: dict[str, str | None] = field(default_factory=dict)
-    warning: str | None = None  # e.g. a temporary lockout: shown, changes nothing
-
-
-@dataclass(slots=True)
-class DirectoryGroup:
-    dn: str
-    name: str
-    members: list[str] = field(default_factory=list)
-    modified: str | None = None
-
-
-def norm_dn(dn: str) -> str:
-    """A DN in a form fit for comparison (case and spaces around separators ignored)."""
-    return ",".join(part.strip() for part in dn.lower().split(","))
-
-
-def _names(v) -> list[str]:
-    return ([v] if isinstance(v, str) else list(v)) if v else []
-
-
-def mapping_for(settings: LdapSettings) -> dict[str, list[str]]:
-    """The effective attribute mapping: flavour defaults overridden by ``ldap.attributes``."""
-    base = ACTIVE_DIRECTORY if settings.flavour == "active_directory" else OPENLDAP
-    merged = {**base, **{k: v for k, v in (settings.attributes or {}).items() if k in OPENLDAP}}
-    return {k: _names(v) for k, v in merged.items()}
-
-
-def subject_attribute_mapping(
-    settings: LdapSettings, declared: Collection[str] | None
-) -> tuple[dict[str, list[str]], list[str]]:
-    """The keys of ``ldap.attributes`` that are not mapping keys: subject attributes -> LDAP names.
-
-    ``declared`` is the subject attributes of the policy in force. A key it does not declare is
-    not read and gets a warning (a policy change must not stop the sync's leavers). Without
-    ``declared`` (None) every such key is rejected as unknown.
-    """
-    extra = {k: _names(v) for k, v in (settings.attributes or {}).items() if k not in OPENLDAP}
-    if declared is None and extra:
-        raise Invalid(
-            f"ldap.attributes: unknown mapping keys {', '.join(sorted(extra))}; known: "
-            f"{', '.join(OPENLDAP)}, or a subject attribute declared in the policy catalogue"
-        )
-    declared = set(declared or ())
-    warnings = [
-        f"ldap.attributes: {k} is neither a mapping key nor a subject attribute of the policy in "
-        "force; not synced"
-        for k in sorted(set(extra) - declared)
-    ]
-    return {k: v for k, v in extra.items() if k in declared and v}, warnings
-
-
-def filters_for(settings: LdapSettings) -> tuple[str, str]:
-    """The user and group filters; the OpenLDAP defaults switch to AD's for the AD flavour."""
-    user_filter, group_filter = settings.user_filter, settings.group_filter
-    if settings.flavour == "active_directory":
-        ol_user, ol_group = DEFAULT_FILTERS["openldap"]
-        ad_user, ad_group = DEFAULT_FILTERS["active_directory"]
-        user_filter = ad_user if user_filter == ol_user else user_filter
-        group_filter = ad_group if group_filter == ol_group else group_filter
-    return user_filter, group_filter
-
-
-def changed_since(filter_: str, attribute: str, mark: str) -> str:
-    """``filter_`` restricted to entries changed after the high-water ``mark`` (escaped).
-
-    Change sequence numbers (OpenLDAP ``entryCSN``, AD ``uSNChanged``) are unique, so "strictly
-    after" is exact. Timestamps (``modifyTimestamp``, ``whenChanged``) have one-second resolution,
-    so entries from the mark's own second are read again (``>=``) rather than risk missing one.
-    """
-    value = escape_filter_chars(mark)
-    if attribute.lower() in SEQUENCE_ATTRIBUTES:
-        return f"(&{filter_}(!({attribute}<={value})))"
-    return f"(&{filter_}({attribute}>={value}))"
-
-
-def clock_mark(attribute: str, now: dt.datetime | None = None) -> str:
-    """A high-water mark from this host's clock less ``CLOCK_MARGIN``, in ``attribute``'s syntax
-    (a CSN for entryCSN, generalizedTime otherwise): CSNs start with their commit time."""
-    t = (now or dt.datetime.now(dt.UTC)) - CLOCK_MARGIN
-    if attribute.lower() == "entrycsn":
-        return f"{t:%Y%m%d%H%M%S}.{t:%f}Z#000000#000#000000"
-    return f"{t:%Y%m%d%H%M%S}Z"
-
-
-def generalized_time(value: str) -> dt.datetime | None:
-    """``20260131120000Z`` (fractions ignored) as an aware UTC datetime."""
-    try:
-        return dt.datetime.strptime(value.strip()[:14], "%Y%m%d%H%M%S").replace(tzinfo=dt.UTC)
-    except ValueError:
-        return None
-
-
-# --- value parsing ----------------------------------------------------------------------------
-
-
-def parse_date(value: str) -> dt.date | None:
-    """A date from generalizedTime (``20260131000000Z``), ``YYYY-MM-DD`` or ``YYYYMMDD``."""
-    v = value.strip()
-    try:
-        if len(v) >= 10 and v[4] == "-":
-            return dt.date.fromisoformat(v[:10])
-        if len(v) >= 8 and v[:8].isdigit():
-            return dt.date(int(v[:4]), int(v[4:6]), int(v[6:8]))
-    except ValueError:
-        return None
-    return None
-
-
-def shadow_expire_date(value: str) -> dt.date | None:
-    """shadowExpire counts days since 1970-01-01; the account is expired from that day on."""
-    try:
-        days = int(value)
-    except ValueError:
-        return None
-    if days < 0:
-        return None
-    return dt.date(1970, 1, 1) + dt.timedelta(days=days)
-
-
-def ad_filetime(value: str) -> dt.datetime | None:
-    """AD accountExpires: 100 ns intervals since 1601-01-01 UTC; 0 and 2**63-1 mean never."""
-    try:
-        ticks = int(value)
-    except ValueError:
-        return None
-    if ticks in AD_NEVER or ticks < 0:
-        return None
-    return dt.datetime(1601, 1, 1) + dt.timedelta(microseconds=ticks // 10)
-
-
-def _guid(raw: bytes) -> str:
-    return str(uuid.UUID(bytes_le=raw)) if len(raw) == 16 else raw.hex()
-
-
-# --- the client -------------------------------------------------------------------------------
 
 
 class Directory:
@@ -269,13 +61,13 @@ class Directory:
             raise Invalid("ldap.user_base is not configured")
         self.settings = settings
         self.mapping = mapping_for(settings)
-        self.extra, self.warnings = subject_attribute_mapping(settings, subject_attributes)
+        extra, self.warnings = subject_attribute_mapping(settings, subject_attributes)
+        self.entries = EntryReader(self.mapping, extra, settings.password_policy_dn, self.warnings)
         self.user_filter, self.group_filter = filters_for(settings)
         self.progress = progress
         self.progress_every = progress_every
         self.conn: ldap3.Connection | None = None
         self._read = 0
-        self._lockout_seconds: dict[str, int] = {}  # password policy DN (normalised) -> duration
 
     # connection ------------------------------------------------------------------------------
 
@@ -395,12 +187,9 @@ class Directory:
             if not cookie:
                 return
 
-    def _user_attributes(self) -> list[str]:
-        names = [a for key, attrs in self.mapping.items() if not key.startswith("group_") for a in attrs]
-        names += [a for attrs in self.extra.values() for a in attrs]
-        if self.mapping["locked"]:
-            names.append("pwdPolicySubentry")
-        return sorted(set(names))
+    def user_attributes(self) -> list[str]:
+        """The LDAP attributes a user search asks for."""
+        return user_attributes(self.mapping, self.entries.extra)
 
     # before a read ---------------------------------------------------------------------------
 
@@ -459,16 +248,16 @@ class Directory:
         attributes = ["pwdLockout", "pwdLockoutDuration"]
         for item in self.paged_search(base, "(objectClass=pwdPolicy)", attributes, counted=False):
             attrs = item["attributes"]
-            lockout = str(_first(attrs, ["pwdLockout"]) or "FALSE").upper() == "TRUE"
-            duration = _first(attrs, ["pwdLockoutDuration"])
-            self._lockout_seconds[norm_dn(item["dn"])] = int(duration or 0) if lockout else 0
+            lockout = str(first(attrs, ["pwdLockout"]) or "FALSE").upper() == "TRUE"
+            duration = first(attrs, ["pwdLockoutDuration"])
+            self.entries.lockout_seconds[norm_dn(item["dn"])] = int(duration or 0) if lockout else 0
 
     def users(self, since: str | None = None) -> Iterator[DirectoryEntry]:
         """Every user (or, with ``since``, those changed at or after that timestamp)."""
         flt = self.user_filter
         if since:
             flt = changed_since(flt, self.mapping["modified"][0], since)
-        for item in self.paged_search(self.settings.user_base, flt, self._user_attributes()):
+        for item in self.paged_search(self.settings.user_base, flt, self.user_attributes()):
             entry = self.to_entry(item)
             if entry is not None:
                 yield entry
@@ -487,126 +276,14 @@ class Directory:
             members = [m for a in member_attr for m in attrs.get(a, ())]
             yield DirectoryGroup(
                 dn=item["dn"],
-                name=_first(attrs, name_attr) or "",
+                name=first(attrs, name_attr) or "",
                 members=members,
-                modified=_first(attrs, modified),
+                modified=first(attrs, modified),
             )
-
-    # mapping ---------------------------------------------------------------------------------
 
     def to_entry(self, item: dict) -> DirectoryEntry | None:
-        """Map one search result; None (with a warning) when it has no stable key or username."""
-        m = self.mapping
-        attrs = item["attributes"]
-        key = _first(attrs, m["key"])
-        if key is None or not isinstance(key, str) or m["key"][0].lower() == "objectguid":
-            raw = item.get("raw_attributes", {})
-            rk = next((raw[a][0] for a in m["key"] if raw.get(a)), None)
-            key = _guid(rk) if isinstance(rk, bytes) else key
-        username = _first(attrs, m["username"])
-        if not key or not username:
-            log.warning("skipping %s: no %s or %s", item["dn"], "/".join(m["key"]), "/".join(m["username"]))
-            return None
-        profile = {f: _first(attrs, m[f]) for f in PROFILE_FIELDS}
-        entry = DirectoryEntry(
-            key=str(key).lower(),
-            dn=item["dn"],
-            profile=profile,
-            modified=_first(attrs, m["modified"]),
-            attributes={name: _text(_first(attrs, names)) for name, names in self.extra.items()},
-        )
-        start = _first(attrs, m["start_date"])
-        entry.start_date = parse_date(start) if start else None
-        self._read_departure(entry, attrs)
-        return entry
-
-    def _read_departure(self, entry: DirectoryEntry, attrs: dict) -> None:
-        m = self.mapping
-        today = dt.date.today()
-        ends: list[tuple[dt.date, str]] = []
-
-        locked = _first(attrs, m["locked"])
-        if locked:
-            self._read_lock(entry, str(locked), _first(attrs, ["pwdPolicySubentry"]))
-        lockout = _first(attrs, m["lockout_time"])
-        if lockout and (t := ad_filetime(str(lockout))):
-            entry.warning = (
-                f"{entry.dn}: locked out since {t:%Y-%m-%d %H:%M} UTC (lockoutTime); not a departure"
-            )
-        uac = _first(attrs, m["user_account_control"])
-        if uac and not entry.disabled_reason:
-            try:
-                if int(uac) & 2:
-                    entry.disabled_reason = "directory: account disabled (userAccountControl ACCOUNTDISABLE)"
-            except ValueError:
-                pass
-
-        end = _first(attrs, m["end_date"])
-        if end and (d := parse_date(end)):
-            ends.append((d, f"directory: end date {d.isoformat()} ({m['end_date'][0]})"))
-        shadow = _first(attrs, m["shadow_expire"])
-        if shadow and (d := shadow_expire_date(shadow)):
-            ends.append(
-                (d - dt.timedelta(days=1), f"directory: account expires {d.isoformat()} (shadowExpire)")
-            )
-        expires = _first(attrs, m["account_expires"])
-        if expires and (t := ad_filetime(expires)):
-            last = (t - dt.timedelta(microseconds=1)).date()
-            ends.append((last, f"directory: account expires {t:%Y-%m-%d %H:%M} UTC (accountExpires)"))
-        if ends:
-            entry.end_date, entry.end_reason = min(ends)
-            if entry.end_date < today and not entry.disabled_reason:
-                entry.disabled_reason = entry.end_reason
-
-    def _read_lock(self, entry: DirectoryEntry, locked: str, policy_dn: str | None) -> None:
-        """An administrator's lock disables; a temporary lockout after failed logins only warns."""
-        if locked == ADMIN_LOCK:
-            entry.disabled_reason = "directory: locked by an administrator (pwdAccountLockedTime)"
-            return
-        policy = policy_dn or self.settings.password_policy_dn
-        seconds = self._lockout_seconds.get(norm_dn(policy)) if policy else None
-        since = generalized_time(locked)
-        why = None
-        if seconds is None:
-            why = f"password policy {policy} not readable" if policy else "no known password policy"
-            self.warnings.append(
-                f"{entry.dn}: locked at {locked} with {why}: treated as an administrator's lock; set "
-                "ldap.password_policy_dn to the default ppolicy if this is a lockout after failed logins"
-            )
-        elif seconds == 0:
-            why = "no pwdLockoutDuration"
-        elif since is None:
-            why = "unreadable lock time"
-        if why:
-            entry.disabled_reason = (
-                f"directory: account locked until unlocked (pwdAccountLockedTime {locked}, {why})"
-            )
-            return
-        until = since + dt.timedelta(seconds=seconds)
-        if until > dt.datetime.now(dt.UTC):
-            entry.warning = (
-                f"{entry.dn}: locked out after failed logins until {until:%Y-%m-%d %H:%M:%S} UTC "
-                f"(pwdAccountLockedTime {locked} + pwdLockoutDuration {seconds}s); not a departure"
-            )
-
-
-def _text(value) -> str | None:
-    if value is None or value == "":
-        return None
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-
-
-def _first(attrs: dict, names: list[str]):
-    for name in names:
-        value = attrs.get(name)
-        if value is None:
-            continue
-        if isinstance(value, list):
-            if value:
-                return value[0]
-            continue
-        return value
-    return None
+        """Map one user search result (see :meth:`EntryReader.to_entry`)."""
+        return self.entries.to_entry(item)
 
 
 def _describe(result: dict | None) -> str:

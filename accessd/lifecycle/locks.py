@@ -26,6 +26,7 @@ import threading
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select, text, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from accessd.db import Database
 from accessd.errors import Conflict
@@ -133,11 +134,9 @@ class SyncLock:
             s.add(RunLock(name=self.name, owner=self.owner, acquired_at=utcnow(), heartbeat_at=utcnow()))
 
     def _insert_row(self) -> bool:
-        from sqlalchemy.dialects.sqlite import insert
-
         now = utcnow()
         stmt = (
-            insert(RunLock)
+            sqlite_insert(RunLock)
             .values(name=self.name, owner=self.owner, acquired_at=now, heartbeat_at=now)
             .on_conflict_do_nothing(index_elements=["name"])
         )

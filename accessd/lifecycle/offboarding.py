@@ -1,8 +1,9 @@
 """The one offboarding routine (and its inverse for returning employees).
 
-Every trigger -- the LDAP sync, the scheduler, the HR webhook, SCIM, the admin UI and the CLI --
-calls :func:`offboard`. It is idempotent: a second call with the account already disabled and
-without grants changes nothing, writes no event and returns False.
+Every trigger calls :func:`offboard`: the LDAP sync (:mod:`accessd.lifecycle.sync_apply`), the
+scheduler's daily end-date sweep (:mod:`accessd.jobs`) and ``accessd offboard``; a new trigger
+must call it too, never disable an account itself. It is idempotent: a second call with the
+account already disabled and without grants changes nothing, writes no event and returns False.
 
 Disabling removes **all** role grants, directory-sourced and manual alike: a leaver keeps no
 access, and a manual grant is a decision about a person in a job they no longer hold. A returning
@@ -12,11 +13,12 @@ restored and must be granted again.
 Every change bumps ``account.updated_at`` (other processes poll it) and, when access shrinks,
 ``session_epoch`` (sessions issued before become invalid).
 
-Who disabled an account is recorded as ``account.disabled_by``, the ``source`` of the call:
+Who disabled an account is recorded as ``account.disabled_by``, the ``source`` of the call (a
+short name of the trigger; the callers today pass):
 
 * ``directory`` -- the LDAP sync (the directory locked, expired or removed the person);
-* ``admin`` -- the admin UI; ``cli`` -- ``accessd offboard`` / ``accessd account``;
-* ``hr`` -- the HR webhook; ``scim`` -- SCIM; ``scheduler`` -- the daily end-date sweep.
+* ``cli`` -- ``accessd offboard`` (and ``accessd account enable`` for :func:`reenable`);
+* ``scheduler`` -- the daily end-date sweep.
 
 The directory may lift only what the directory did: :func:`reenable` with source ``directory``
 leaves an account disabled by anyone else alone. Offboarding an account the directory disabled,
@@ -35,7 +37,6 @@ from accessd import audit
 from accessd.models import Account, LifecycleEvent, RoleGrant, utcnow
 
 DIRECTORY = "directory"
-SOURCES = ("directory", "admin", "cli", "hr", "scim", "scheduler")
 
 
 def offboard(
@@ -50,7 +51,7 @@ def offboard(
     """Disable ``account`` now, or schedule it: a future ``effective`` date only sets ``end_date``
     (the decision engine denies after the end date itself). Returns True when something changed.
 
-    ``source`` is one of ``SOURCES`` (see the module docstring) and becomes ``disabled_by``. An
+    ``source`` names the trigger (see the module docstring) and becomes ``disabled_by``. An
     account already disabled keeps its reason and source, except that a non-directory source
     takes over a directory disable. ``reason`` is free text and decides nothing.
     """
@@ -118,8 +119,8 @@ def reenable(
 ) -> bool:
     """Re-enable a disabled account with ``roles`` ((role, group DN) pairs from the directory).
 
-    ``source`` is one of ``SOURCES``: ``directory`` for a returning employee (the sync), ``cli`` or
-    ``admin`` for an administrator's decision. The directory lifts only its own disables: with
+    ``source``: ``directory`` for a returning employee (the sync), another trigger's name (``cli``)
+    for an administrator's decision. The directory lifts only its own disables: with
     source ``directory`` an account disabled by anyone else stays disabled. Manual grants removed
     at offboarding are not restored. A past end date is cleared. Returns False (and changes
     nothing) when the account is active or not the directory's to re-enable.

@@ -646,16 +646,17 @@ class Query:
     offset: int = 0
 
 
-def parse_resource(value: str) -> tuple[str, str | None]:
+def parse_resource(value: str, pointer: str = "resource") -> tuple[str, str | None]:
     """``customer:123`` -> ("customer", "123"); ``customer`` -> ("customer", None)."""
     rtype, sep, rid = value.partition(":")
     if not rtype:
-        raise Invalid("resource must look like TYPE:ID (e.g. customer:123)", pointer="resource")
+        raise Invalid("resource must look like TYPE:ID (e.g. customer:123)", pointer=pointer)
     return rtype, (rid if sep else None)
 
 
-def parse_time(value: str, name: str = "since") -> dt.datetime:
-    """An ISO date or date-time (UTC if no offset), or a relative ``30d`` / ``12h``."""
+def parse_time(value: str, name: str = "since", pointer: str | None = None) -> dt.datetime:
+    """An ISO date or date-time (UTC if no offset), or a relative ``30d`` / ``12h``; an error
+    names ``name`` and points at ``pointer`` (default: ``name``)."""
     value = value.strip()
     try:
         if value[-1:] in ("d", "h") and value[:-1].isdigit():
@@ -670,7 +671,7 @@ def parse_time(value: str, name: str = "since") -> dt.datetime:
             parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
     except (ValueError, OverflowError) as exc:
         raise Invalid(
-            f"{name} must be an ISO date/time or like 30d or 12h, not {value[:40]!r}", pointer=name
+            f"{name} must be an ISO date/time or like 30d or 12h, not {value[:40]!r}", pointer=pointer or name
         ) from exc
     return parsed
 

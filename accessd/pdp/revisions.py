@@ -23,7 +23,7 @@ from accessd.db import Database
 from accessd.errors import NotFound, PolicyError, Unavailable
 from accessd.models import PolicyRevision
 from accessd.policy.engine import Engine
-from accessd.policy.model import PolicySet, load_policy_dir
+from accessd.policy.policyset import PolicySet, load_policy_dir
 
 log = logging.getLogger("accessd.revisions")
 

@@ -41,7 +41,8 @@ from accessd.models import utcnow
 from accessd.pdp import requests as rq
 from accessd.pdp.paging import page_of
 from accessd.pdp.requests import SUBJECT_TYPES, Request
-from accessd.policy.engine import Decision, Subject, mask_value
+from accessd.policy.engine import Decision, Subject
+from accessd.policy.masks import mask_value
 
 SEMANTICS = ("execute_all", "deny_on_first_deny", "permit_on_first_permit")
 FIELDS_CAPABILITY = "urn:accessd:capability:field-masks"

@@ -17,7 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from accessd.policy.conditions import Condition, compile_conditions, is_constant, reads_field
-from accessd.policy.model import MAX_HOPS, PolicySet, Rule
+from accessd.policy.policyset import MAX_HOPS, PolicySet, field_groups
+from accessd.policy.rules import Rule
 
 
 def role_parents(policy: PolicySet) -> dict[str, set[str]]:
@@ -51,37 +52,6 @@ def principal_closure(
     return frozenset(seen)
 
 
-def field_groups(policy: PolicySet, rtype: str) -> dict[str, set[str]]:
-    """field -> every group it belongs to (transitively), plus itself."""
-    parents: dict[str, set[str]] = {}
-    for member, group, t in policy.group_links:
-        if t == rtype:
-            parents.setdefault(member, set()).add(group)
-    out = {}
-    for f in policy.catalogue.types[rtype].fields:
-        seen = {f}
-        todo = [(f, 0)]
-        while todo:
-            name, dist = todo.pop()
-            if dist >= MAX_HOPS:
-                continue
-            for p in parents.get(name, ()):
-                if p not in seen:
-                    seen.add(p)
-                    todo.append((p, dist + 1))
-        out[f] = seen
-    return out
-
-
-def expand_fields(policy: PolicySet, rtype: str, field: str) -> tuple[str | None, ...]:
-    """The concrete fields a rule's field column covers; ``*`` also covers the record (None)."""
-    fields = policy.catalogue.types[rtype].fields
-    if field == "*":
-        return (*fields, None)
-    groups = field_groups(policy, rtype)
-    return tuple(f for f in fields if field in groups[f])
-
-
 @dataclass(frozen=True, slots=True)
 class CRule:
     id: str
@@ -89,18 +59,20 @@ class CRule:
     eft: str
     level: str
     cond: int | None  # index into CompiledPolicy.conditions; None = unconditional
-    cond_text: str
 
 
 class Entry:
     """Rules applying to one (rtype, action, purpose, field) cell for one principal set."""
 
-    __slots__ = ("deny", "full", "mask", "static", "conds")
+    __slots__ = ("deny", "full", "mask", "groups", "static", "conds")
 
     def __init__(self, deny: tuple, full: tuple, mask: tuple):
         self.deny: tuple[CRule, ...] = deny
         self.full: tuple[CRule, ...] = full
         self.mask: tuple[CRule, ...] = mask
+        # (rules, effect, reason) in the order they are evaluated: a deny, then allow/full, then
+        # allow/mask (built once here, not per decision)
+        self.groups = ((deny, "deny", "denied_by_rule"), (full, "allow", "allowed"), (mask, "mask", "masked"))
         self.static = None  # a Decision, set by the engine when the cell needs no evaluation
         self.conds = frozenset(r.cond for r in (*deny, *full, *mask) if r.cond is not None)
 
@@ -119,9 +91,6 @@ class Entry:
         if self.mask and all(r.cond is None for r in self.mask):
             return "mask", "masked", tuple(r.id for r in self.mask)
         return None
-
-    def key(self) -> tuple:
-        return (self.deny, self.full, self.mask)
 
 
 class CompiledPolicy:
@@ -151,7 +120,7 @@ class CompiledPolicy:
                     index[r.cond] = len(texts)
                     texts.append(r.cond)
                 cond = index[r.cond]
-            crule = CRule(r.id, r.order, r.eft, r.level, cond, r.cond)
+            crule = CRule(r.id, r.order, r.eft, r.level, cond)
             self.rules_by_sub.setdefault(r.sub, []).append((crule, self._cells(r, groups[r.rtype])))
         self.condition_texts = tuple(texts)
         # Conditions that read r.field give different answers for different fields of a record.

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from accessd.policy.compile import CompiledPolicy, Entry
-from accessd.policy.model import PolicySet
+from accessd.policy.policyset import PolicySet
 
 RANK = {"none": 0, "mask": 1, "allow": 2}
 
@@ -126,10 +126,6 @@ class PolicyDiff:
     @property
     def empty(self) -> bool:
         return not (self.changes or self.added_rules or self.removed_rules or self.modified_rules)
-
-    def people_affected(self) -> int:
-        """Sum of holders over roles that change (a person with two changed roles counts twice)."""
-        return sum({c.role: c.holders for c in self.changes}.values())
 
     def format(self) -> str:
         lines = []

@@ -15,7 +15,10 @@ Order of evaluation (default deny throughout):
    as matching for deny rules (fail closed); such a deny is reported as condition_error.
 
 ``field=None`` asks about the record as a whole: only rules whose field column is ``*`` apply.
-A type without fields is only ever asked about as a whole.
+A type without fields is only ever asked about as a whole. :meth:`Engine.mask` answers for every
+field of many records at once (planned in :mod:`accessd.policy.masks`). Request values become
+``r.sub`` / ``r.obj`` coerced to their declared types; a value that cannot be is
+:class:`accessd.errors.Invalid` with a JSON pointer to it.
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ from functools import lru_cache
 from types import MappingProxyType
 
 from accessd.errors import Invalid
+from accessd.policy.catalogue import Catalogue, coerce
 from accessd.policy.compile import CompiledPolicy, Entry
-from accessd.policy.model import RECORD_FIELD, Catalogue, PolicySet, coerce
+from accessd.policy.masks import MaskPlan, RecordMask, make_plan, mask_for, probe
+from accessd.policy.policyset import RECORD_FIELD, PolicySet
 
 REASONS = (
     "allowed",
@@ -71,30 +76,6 @@ class Decision:
     @property
     def allowed(self) -> bool:
         return self.effect != "deny"
-
-
-@dataclass(frozen=True, slots=True)
-class RecordMask:
-    allowed: tuple[str, ...]
-    masked: tuple[str, ...]
-    denied: tuple[str, ...]
-    reason: str | None = None  # set when no field is visible (the whole record is denied)
-    matched_rules: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: _EMPTY)
-
-    def effect(self, field_name: str) -> str:
-        if field_name in self.allowed:
-            return "allow"
-        return "mask" if field_name in self.masked else "deny"
-
-
-def mask_value(value: object, style: str) -> object:
-    """Render a masked value: ``last4`` keeps the last four characters, ``redact`` hides it all."""
-    if value is None:
-        return None
-    if style == "last4":
-        s = str(value)
-        return "•" * max(len(s) - 4, 0) + s[-4:]
-    return "•••"
 
 
 class _Ctx:
@@ -168,10 +149,6 @@ class Engine:
         """The compiled rules for the subject's role set (LRU-cached by role set)."""
         sid = subject.id if subject.id in self.compiled.relevant_ids else None
         return self._table(subject.roles, sid)
-
-    def principals(self, subject: Subject) -> frozenset:
-        """The subject's id plus every role and basis it holds, transitively."""
-        return self.compiled.principals(subject.id, subject.roles)
 
     # ---------------------------------------------------------------- pre-checks
 
@@ -268,24 +245,11 @@ class Engine:
         return self._evaluate(entry, _Ctx(self._conds, args))
 
     def _evaluate(self, entry: Entry, ctx: _Ctx) -> Decision:
+        """Deny rules first, then allow/full, then allow/mask; the first group with a hit decides.
+        A condition that raises counts as a hit only for deny rules (fail closed)."""
         test = ctx.test
-        denied = []
         errored = False
-        for r in entry.deny:
-            if r.cond is None:
-                denied.append(r.id)
-            else:
-                v = test(r.cond)
-                if v is None:
-                    errored = True
-                    denied.append(r.id)
-                elif v:
-                    denied.append(r.id)
-        if denied:
-            return Decision(
-                "deny", "condition_error" if errored else "denied_by_rule", tuple(denied), self.revision
-            )
-        for rules, effect, reason in ((entry.full, "allow", "allowed"), (entry.mask, "mask", "masked")):
+        for rules, effect, reason in entry.groups:
             hit = []
             for r in rules:
                 if r.cond is None:
@@ -294,63 +258,24 @@ class Engine:
                     v = test(r.cond)
                     if v is None:
                         errored = True
+                        if effect == "deny":
+                            hit.append(r.id)
                     elif v:
                         hit.append(r.id)
             if hit:
+                if errored and effect == "deny":
+                    reason = "condition_error"
                 return Decision(effect, reason, tuple(hit), self.revision)
         return self._pre["condition_error"] if errored else self._no_rule
 
     # ---------------------------------------------------------------- record masks
 
-    def _plan(self, table: _RoleSetTable, rtype: str, action: str, purpose: str) -> _MaskPlan:
+    def _plan(self, table: _RoleSetTable, rtype: str, action: str, purpose: str) -> MaskPlan:
         key = (rtype, action, purpose)
         plan = table.plans.get(key)
-        if plan is not None:
-            return plan
-        row = table.rows.get(key, {})
-        allowed, masked, denied, rules, reasons = [], [], [], {}, set()
-        dynamic: dict[int, tuple[Entry, list[str]]] = {}
-        for f in self._fields[rtype]:
-            e = row.get(f)
-            if e is None:
-                denied.append(f)
-                rules[f] = ()
-                reasons.add("no_matching_rule")
-            elif e.static:
-                d = e.static
-                (allowed if d.effect == "allow" else masked if d.effect == "mask" else denied).append(f)
-                rules[f] = d.matched_rules
-                reasons.add(d.reason)
-            else:
-                dynamic.setdefault(id(e), (e, []))[1].append(f)
-        # The record's mask depends only on the outcomes of these probes: each field-independent
-        # condition once, and each condition that reads r.field once per field it guards.
-        field_dep = self.compiled.field_dependent
-        probes: list[tuple[int, str]] = []
-        for e, fields in dynamic.values():
-            for c in sorted(e.conds):
-                if c in field_dep:
-                    probes.extend((c, f) for f in fields)
-                else:
-                    probes.append((c, RECORD_FIELD))
-        probes = list(dict.fromkeys(probes))
-        static_mask = None
-        if not dynamic:
-            reason = None if allowed or masked else _summary(reasons)
-            static_mask = RecordMask(
-                tuple(allowed), tuple(masked), tuple(denied), reason, MappingProxyType(rules)
-            )
-        plan = _MaskPlan(
-            allowed,
-            masked,
-            denied,
-            rules,
-            frozenset(reasons),
-            tuple(dynamic.values()),
-            tuple(probes),
-            static_mask,
-        )
-        table.plans[key] = plan
+        if plan is None:
+            row = table.rows.get(key, {})
+            plan = table.plans[key] = make_plan(row, self._fields[rtype], self.compiled.field_dependent)
         return plan
 
     def _whole(self, d: Decision) -> RecordMask:
@@ -361,35 +286,11 @@ class Engine:
             m = self._wholes[reason] = RecordMask((), (), (), reason, _EMPTY)
         return m
 
-    def _mask_for(self, plan: _MaskPlan, outcomes: tuple, rtype: str) -> RecordMask:
-        """Build the record mask for one combination of probe outcomes."""
-        shared: dict[int, bool | None] = {}
-        per_field: dict[str, dict[int, bool | None]] = {}
-        for (c, f), v in zip(plan.probes, outcomes, strict=True):
-            if f == RECORD_FIELD:
-                shared[c] = v
-            else:
-                per_field.setdefault(f, {})[c] = v
-        allowed, masked, denied = list(plan.allowed), list(plan.masked), list(plan.denied)
-        rules = dict(plan.rules)
-        reasons = set(plan.reasons)
-        for entry, fields in plan.dynamic:
-            for group in (
-                [fields] if not (entry.conds & self.compiled.field_dependent) else [[f] for f in fields]
-            ):
-                ctx = _Ctx(self._conds, ())
-                ctx.memo = {**shared, **per_field.get(group[0], {})}
-                d = self._evaluate(entry, ctx)
-                reasons.add(d.reason)
-                (allowed if d.effect == "allow" else masked if d.effect == "mask" else denied).extend(group)
-                for f in group:
-                    rules[f] = d.matched_rules
-        index = self._field_index[rtype]
-        allowed.sort(key=index.__getitem__)
-        masked.sort(key=index.__getitem__)
-        denied.sort(key=index.__getitem__)
-        reason = None if allowed or masked else _summary(reasons)
-        return RecordMask(tuple(allowed), tuple(masked), tuple(denied), reason, MappingProxyType(rules))
+    def _evaluate_memo(self, entry: Entry, memo: dict) -> Decision:
+        """Decide an entry from known condition outcomes (record masks: one per probe result)."""
+        ctx = _Ctx(self._conds, ())
+        ctx.memo = memo
+        return self._evaluate(entry, ctx)
 
     def mask(
         self,
@@ -438,13 +339,15 @@ class Engine:
                 )
             except Exception:  # a broken condition fails closed, never crashes
                 key = tuple(
-                    _probe(fn, (sub, obj, env, purpose, action, f, rtype, principals)) for fn, f in probes
+                    probe(fn, (sub, obj, env, purpose, action, f, rtype, principals)) for fn, f in probes
                 )
             m = cache.get(key)
             if m is None:
                 if len(cache) > 4096:
                     cache.clear()
-                m = cache[key] = self._mask_for(plan, key, rtype)
+                m = cache[key] = mask_for(
+                    plan, key, self._field_index[rtype], self.compiled.field_dependent, self._evaluate_memo
+                )
             out.append(m)
         return out
 
@@ -517,41 +420,7 @@ class _RoleSetTable:
     def __init__(self, rows: dict, principals: frozenset):
         self.rows = rows
         self.principals = principals
-        self.plans: dict[tuple[str, str, str], _MaskPlan] = {}
-
-
-class _MaskPlan:
-    __slots__ = (
-        "allowed",
-        "masked",
-        "denied",
-        "rules",
-        "reasons",
-        "dynamic",
-        "probes",
-        "static_mask",
-        "cache",
-    )
-
-    def __init__(self, allowed, masked, denied, rules, reasons, dynamic, probes, static_mask):
-        self.allowed, self.masked, self.denied, self.rules = allowed, masked, denied, rules
-        self.reasons, self.dynamic, self.probes, self.static_mask = reasons, dynamic, probes, static_mask
-        self.cache: dict[tuple, RecordMask] = {}
-
-
-def _probe(fn, args) -> bool | None:
-    try:
-        return bool(fn(*args))
-    except Exception:  # a broken condition fails closed, never crashes
-        return None
-
-
-def _summary(reasons: set[str]) -> str:
-    """The reason a record is wholly invisible."""
-    for r in ("condition_error", "denied_by_rule"):
-        if r in reasons:
-            return r
-    return "no_matching_rule"
+        self.plans: dict[tuple[str, str, str], MaskPlan] = {}
 
 
 def _as_date(today: date | str | None) -> date:

@@ -41,25 +41,17 @@ def _int(name: str, default: int, low: int, high: int) -> int:
     return value
 
 
-def _parsed(name: str, parse):
-    """``parse(value)`` for a present parameter, with its error pointing at the parameter."""
-    raw = _arg(name)
-    if raw is None:
-        return None
-    try:
-        return parse(raw)
-    except Invalid as exc:
-        raise Invalid(exc.message, pointer=f"/query/{name}") from None
-
-
 @bp.get("/api/v1/decisions")
 def decisions():
     require("admin")
     q = decision_log.Query(limit=_int("limit", 100, 1, 1000), offset=_int("offset", 0, 0, 10**9))
-    q.resource_type, q.resource_id = _parsed("resource", decision_log.parse_resource) or (None, None)
+    if resource := _arg("resource"):
+        q.resource_type, q.resource_id = decision_log.parse_resource(resource, "/query/resource")
     q.subject_id = _arg("subject")
-    q.since = _parsed("since", lambda v: decision_log.parse_time(v, "since"))
-    q.until = _parsed("until", lambda v: decision_log.parse_time(v, "until"))
+    if since := _arg("since"):
+        q.since = decision_log.parse_time(since, "since", "/query/since")
+    if until := _arg("until"):
+        q.until = decision_log.parse_time(until, "until", "/query/until")
     services = current_app.extensions["accessd"]
     rows = decision_log.search(services.db, q)
     return json_response({"decisions": rows, "count": len(rows), "limit": q.limit, "offset": q.offset})

@@ -12,10 +12,11 @@ from click.testing import CliRunner
 from sqlalchemy import func, insert, select
 
 from accessd import accounts, audit
-from accessd.cli import Context, main
+from accessd.cli import main
+from accessd.cli.base import Context
 from accessd.models import Account, AuditEvent, LifecycleEvent, RoleGrant, utcnow
 from accessd.policy.engine import Engine
-from accessd.policy.model import MODEL_CONF, load_policy_dir
+from accessd.policy.policyset import MODEL_CONF, load_policy_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from accessd.config import LdapSettings
 from accessd.errors import DirectoryUnavailable
-from accessd.lifecycle.directory import Directory, changed_since, filters_for
+from accessd.lifecycle.directory import Directory
+from accessd.lifecycle.directory_mapping import changed_since, filters_for
 from accessd.lifecycle.sync import run_sync
 from accessd.models import Account
 

@@ -17,7 +17,8 @@ from sqlalchemy import select, text
 
 from accessd.db import Database
 from accessd.lifecycle.locks import SyncBusy
-from accessd.lifecycle.sync import INTERRUPTED, run_sync
+from accessd.lifecycle.sync import run_sync
+from accessd.lifecycle.sync_runs import INTERRUPTED
 from accessd.models import SyncRun
 
 BUSY = re.compile(r"^a sync is already running since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, run (\d+)$")

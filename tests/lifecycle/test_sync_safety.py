@@ -17,7 +17,8 @@ from sqlalchemy import select
 from accessd.config import LdapSettings
 from accessd.errors import Conflict
 from accessd.lifecycle import sync as sync_service
-from accessd.lifecycle.directory import Directory, clock_mark
+from accessd.lifecycle.directory import Directory
+from accessd.lifecycle.directory_mapping import clock_mark
 from accessd.lifecycle.offboarding import offboard, reenable
 from accessd.models import Account, LifecycleEvent, RoleGrant, SyncRun
 from accessd.pdp import revisions

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from accessd.errors import PolicyError
-from accessd.policy.testing import format_results, run_policy_tests
+from accessd.policy.cases import format_results, run_policy_tests
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from accessd.policy.diff import diff_policies
-from accessd.policy.model import PolicySet, load_policy_dir
+from accessd.policy.policyset import PolicySet, load_policy_dir
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 

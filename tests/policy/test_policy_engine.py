@@ -6,10 +6,12 @@ from pathlib import Path
 import pytest
 
 from accessd.errors import Invalid
-from accessd.policy import casbin_ref
+from accessd.policy.catalogue import coerce
 from accessd.policy.conditions import casbin_rewrite
-from accessd.policy.engine import REASONS, Engine, Subject, mask_value
-from accessd.policy.model import PolicySet, load_policy_dir
+from accessd.policy.engine import REASONS, Engine, Subject
+from accessd.policy.masks import mask_value
+from accessd.policy.policyset import PolicySet, load_policy_dir
+from accessd.policy.reference import casbin as casbin_ref
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 TODAY = date(2025, 6, 1)
@@ -103,7 +105,6 @@ def test_a_property_of_the_wrong_type_is_invalid_input(engine):
 
 @pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), "1e999", "x"])
 def test_an_int_property_that_is_no_integer_is_a_value_error_never_a_crash(value):
-    from accessd.policy.model import coerce
 
     with pytest.raises(ValueError, match="expected an integer"):
         coerce("int", value)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from accessd.policy import casbin_ref
 from accessd.policy.engine import Engine, Subject
-from accessd.policy.model import load_policy_dir
-from accessd.policy.synthetic import generate_policy, generate_requests, generate_subjects
+from accessd.policy.policyset import load_policy_dir
+from accessd.policy.reference import casbin as casbin_ref
+from accessd.policy.reference.synthetic import generate_policy, generate_requests, generate_subjects
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 

@@ -11,11 +11,11 @@ from datetime import date
 import pytest
 
 from accessd.errors import Invalid, PolicyError
-from accessd.policy import casbin_ref
+from accessd.policy.cases import run_test_file
 from accessd.policy.engine import REASONS, Engine, Subject
-from accessd.policy.model import PolicySet
-from accessd.policy.synthetic import Request
-from accessd.policy.testing import run_test_file
+from accessd.policy.policyset import PolicySet
+from accessd.policy.reference import casbin as casbin_ref
+from accessd.policy.reference.synthetic import Request
 
 TODAY = date(2025, 6, 1)
 

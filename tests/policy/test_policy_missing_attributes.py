@@ -15,7 +15,7 @@ import pytest
 
 from accessd.errors import PolicyError
 from accessd.policy.engine import Engine, Subject
-from accessd.policy.model import PolicySet, load_policy_dir
+from accessd.policy.policyset import PolicySet, load_policy_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "policies"

@@ -6,11 +6,11 @@ import json
 
 import click
 
-from accessd.cli import Context, Group, pass_ctx
+from accessd.cli.base import Context, Group, pass_ctx
 from accessd.pdp import decision_log
 
 
-@click.group(cls=Group, invoke_without_command=True)
+@click.group("decisions", cls=Group, invoke_without_command=True)
 @click.option("--resource", help="TYPE:ID, e.g. customer:123 (TYPE alone: every record of the type)")
 @click.option("--subject", help="only decisions about this subject id")
 @click.option("--since", help="ISO date/time (UTC) or relative: 30d, 12h")
@@ -61,3 +61,7 @@ def purge(c: Context, days: int | None):
     with c.db.session() as s:
         n = decision_log.purge(s, days)
     click.echo(f"deleted {n} decisions older than {days} days")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(decisions)

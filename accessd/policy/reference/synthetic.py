@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from accessd.policy.engine import Subject
-from accessd.policy.model import PolicySet
+from accessd.policy.policyset import PolicySet
 
 REGIONS = ("north", "south", "east", "")
 EMAILS = ("a@example.org", "b@example.org", "")

@@ -17,7 +17,7 @@ import sys
 import click
 
 from accessd import accounts
-from accessd.cli import Context, Group, actor, pass_ctx
+from accessd.cli.base import Context, Group, actor, pass_ctx
 from accessd.errors import Invalid
 from accessd.lifecycle.offboarding import reenable
 from accessd.models import ACCOUNT_STATUSES
@@ -301,3 +301,7 @@ def account_enable(c: Context, subject_id: str, reason: str | None):
             click.echo(f"{subject_id}: not disabled (status {acc.status}); nothing changed")
             return
     click.echo(f"{subject_id}: re-enabled; grant roles with `accessd account grant`")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(account)

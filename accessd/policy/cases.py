@@ -35,7 +35,8 @@ from typing import Any
 
 from accessd.errors import Invalid, PolicyError
 from accessd.policy.engine import Engine, Subject
-from accessd.policy.model import LineDict, PolicySet, check_keys, load_policy_dir, load_yaml
+from accessd.policy.policyset import PolicySet, load_policy_dir
+from accessd.policy.yamlfile import LineDict, check_keys, load_yaml
 
 _FILE_KEYS = {"today", "subjects", "resources", "cases", "description"}
 _CASE_KEYS = {

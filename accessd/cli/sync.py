@@ -1,7 +1,10 @@
-"""``accessd sync ...``, ``accessd offboard`` and ``accessd scheduler`` commands.
+"""``accessd sync ...`` (a directory sync and its runs) and ``accessd scheduler``.
 
 Exit codes besides the CLI's 0/1/2: 3 when another process is running a sync (or applying an
 approved one); the single line on stderr names it ("a sync is already running since ..., run N").
+
+The lifecycle modules (the sync pulls in ldap3, the scheduler apscheduler) are imported by the
+commands that run them, not at the top: every other CLI call would pay for loading them.
 """
 
 from __future__ import annotations
@@ -9,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import re
 import sys
 
 import click
 
-from accessd.cli import Context, Group, actor, pass_ctx
+from accessd.cli.base import Context, Group, actor, pass_ctx
 
 
 def _one_at_a_time(fn):
@@ -22,7 +26,7 @@ def _one_at_a_time(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from accessd.lifecycle.locks import SyncBusy
+        from accessd.lifecycle.locks import SyncBusy  # lazy: see the module docstring
 
         try:
             return fn(*args, **kwargs)
@@ -46,7 +50,7 @@ def _progress(count: int) -> None:
 
 
 def _print_plan(plan: dict | None) -> None:
-    from accessd.lifecycle.sync import SyncPlan, describe_action
+    from accessd.lifecycle.sync import SyncPlan, describe_action  # lazy: see the module docstring
 
     if not plan:
         return
@@ -59,7 +63,7 @@ def _print_plan(plan: dict | None) -> None:
         click.echo(f"  warning: {w}")
 
 
-@click.group(cls=Group, invoke_without_command=True)
+@click.group("sync", cls=Group, invoke_without_command=True)
 @click.option(
     "--dry-run", is_flag=True, help="print the plan (joiners, movers, leavers, role changes); change nothing"
 )
@@ -82,7 +86,7 @@ def sync(cctx: click.Context, dry_run: bool, incremental: bool, quiet: bool, sou
     """
     if cctx.invoked_subcommand is not None:
         return
-    from accessd.lifecycle.sync import run_sync
+    from accessd.lifecycle.sync import run_sync  # lazy: see the module docstring
 
     c = cctx.ensure_object(Context)
     c.db.upgrade()
@@ -113,7 +117,7 @@ def sync(cctx: click.Context, dry_run: bool, incremental: bool, quiet: bool, sou
 def sync_runs(c: Context, limit: int):
     """List recent sync runs: id, start, duration, kind, source (cli, scheduler, approval, or a
     --source name such as cron), status, people seen, counts, reason."""
-    from accessd.lifecycle.sync import list_runs
+    from accessd.lifecycle.sync import list_runs  # lazy: see the module docstring
 
     for r in list_runs(c.db, limit):
         when = f"{r.started_at:%Y-%m-%d %H:%M:%S}"
@@ -132,7 +136,7 @@ def sync_runs(c: Context, limit: int):
 @pass_ctx
 def sync_show(c: Context, run_id: int, as_json: bool):
     """Show one run: status, reason and its plan (or the actions it applied)."""
-    from accessd.lifecycle.sync import get_run
+    from accessd.lifecycle.sync import get_run  # lazy: see the module docstring
 
     run, actions = get_run(c.db, run_id)
     if as_json:
@@ -157,7 +161,7 @@ def sync_approve(c: Context, run_id: int):
     """Approve a held run: the directory is read again and only what is still true is applied
     (exactly once). Exit code 1 when the plan changed beyond what was approved: a new held run
     replaces it, to approve instead; 3 when another sync is running."""
-    from accessd.lifecycle.sync import approve
+    from accessd.lifecycle.sync import approve  # lazy: see the module docstring
 
     result = approve(c.db, c.settings, run_id, actor(), progress=_progress)
     if result.held_run_id is not None:
@@ -183,67 +187,19 @@ def sync_approve(c: Context, run_id: int):
 @pass_ctx
 def sync_reject(c: Context, run_id: int):
     """Discard a run that is pending approval; nothing of it is applied."""
-    from accessd.lifecycle.sync import reject
+    from accessd.lifecycle.sync import reject  # lazy: see the module docstring
 
     reject(c.db, run_id, actor())
     click.echo(f"run {run_id} rejected; nothing was applied")
 
 
-@click.command()
-@click.argument("subject_id")
-@click.option("--reason", required=True, help="recorded on the account and in the audit trail")
-@click.option(
-    "--on", "effective", type=click.DateTime(["%Y-%m-%d"]), help="last working day (future: scheduled)"
-)
-@pass_ctx
-def offboard(c: Context, subject_id: str, reason: str, effective):
-    """Disable an employee everywhere now (or schedule it): the same routine every trigger uses."""
-    from sqlalchemy import select
-
-    from accessd.errors import NotFound
-    from accessd.lifecycle.offboarding import offboard as offboard_account
-    from accessd.models import Account
-
-    day = effective.date() if effective else None
-    with c.db.session() as s:
-        account = s.scalar(select(Account).where(Account.subject_id == subject_id))
-        if account is None:
-            raise NotFound(f"no account with subject id {subject_id!r}")
-        was = (account.status, account.disabled_by, account.status_reason)
-        changed = offboard_account(s, account, reason=reason, source="cli", actor=actor(), effective=day)
-        click.echo(f"{subject_id}: {_offboard_outcome(account, was, changed, day)}")
-
-
-def _offboard_outcome(account, was: tuple, changed: bool, day) -> str:
-    """What `accessd offboard` did, in words: scheduled, offboarded, taken over, or nothing."""
-    import datetime as dt
-
-    status, by, reason = was
-    if day is not None and day >= dt.date.today():
-        if changed:
-            return f"departure scheduled: last working day {day.isoformat()}; access ends after that day"
-        if status == "disabled":
-            return f"already disabled ({reason}); nothing scheduled"
-        return f"departure already scheduled for {day.isoformat()}; nothing changed"
-    if not changed:
-        return "already offboarded; nothing changed"
-    if status == "disabled" and by == "directory":
-        return (
-            f"offboarded: the directory had disabled the account ({reason}); now recorded as disabled "
-            f"by {account.disabled_by}, so the directory will not re-enable it"
-        )
-    return "offboarded"
-
-
-@click.command()
+@click.command("scheduler")
 @pass_ctx
 def scheduler(c: Context):
     """Run the scheduled jobs (directory syncs, end-date sweep, log retention) until interrupted."""
-    import logging
+    from apscheduler.schedulers.blocking import BlockingScheduler  # lazy: see the module docstring
 
-    from apscheduler.schedulers.blocking import BlockingScheduler
-
-    from accessd import jobs
+    from accessd import jobs  # lazy: see the module docstring
 
     logging.basicConfig(level=c.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     c.db.upgrade()
@@ -255,3 +211,8 @@ def scheduler(c: Context):
         click.echo("not scheduled: directory syncs (set ldap.url / ACCESSD_LDAP_URL to enable them)")
     with contextlib.suppress(KeyboardInterrupt, SystemExit):
         sched.start()
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(sync)
+    cli.add_command(scheduler)

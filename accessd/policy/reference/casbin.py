@@ -7,15 +7,19 @@ The engine must decide exactly as casbin does with ``model.conf`` + ``policy.csv
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Iterable, Mapping
 from datetime import date
 
 import casbin
+from casbin import util
 from casbin.model import FastModel, Model
 from casbin.model.policy_fast import FastPolicy
 from casbin.persist.adapter import Adapter, load_policy_line
 
-from accessd.policy.model import MODEL_FILE, RECORD_FIELD, RULES_FILE, PolicySet
+from accessd.policy.engine import Engine
+from accessd.policy.policyset import MODEL_FILE, RECORD_FIELD, PolicySet
+from accessd.policy.rules import RULES_FILE
 
 
 class TextAdapter(Adapter):
@@ -110,8 +114,6 @@ def matching_rules(enforcer: casbin.Enforcer, req: tuple, level: str) -> list[st
     """Ids of every policy row casbin's matcher accepts for the request (casbin's own evaluator).
 
     Mirrors ``CoreEnforcer.enforce_ex``'s per-row evaluation without stopping at the first deny."""
-    from casbin import util
-
     sub, rtype, act, field, purpose, obj, env = req
     rvals = (sub, rtype, act, field, purpose, level, obj, env)
     functions = enforcer.fm.get_functions()
@@ -201,8 +203,6 @@ def compare(engine, enforcer, requests, exact_rules_every: int = 0, offset: int 
 
 def _compare_chunk(args) -> list[str]:
     files, revision, subjects, requests, fast, exact_every, offset = args
-    from accessd.policy.engine import Engine
-
     policy = PolicySet.from_files(files)
     engine = Engine(policy, revision)
     enforcer = build_caching_enforcer(policy, subjects, fast=fast)
@@ -213,8 +213,6 @@ def compare_parallel(
     policy: PolicySet, subjects, requests, fast: bool = True, exact_rules_every: int = 0, processes: int = 2
 ) -> list[str]:
     """:func:`compare` split over worker processes (casbin is slow; the machine has cores)."""
-    import multiprocessing
-
     n = max(1, processes)
     size = (len(requests) + n - 1) // n
     chunks = [
