@@ -63,10 +63,10 @@ def expire_ended_accounts(db: Database, today: dt.date | None = None) -> int:
 
 def purge_decision_log(db: Database, retention_days: int) -> int:
     """Delete decision records older than the configured retention."""
-    from accessd.pdp import decision_log
+    from accessd.pdp import decision_queries
 
     with db.session() as s:
-        removed = decision_log.purge(s, retention_days)
+        removed = decision_queries.purge(s, retention_days)
     log.info("decision log: purged %d records older than %d days", removed, retention_days)
     return removed
 

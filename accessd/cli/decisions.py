@@ -7,7 +7,7 @@ import json
 import click
 
 from accessd.cli.base import Context, Group, pass_ctx
-from accessd.pdp import decision_log
+from accessd.pdp import decision_queries
 
 
 @click.group("decisions", cls=Group, invoke_without_command=True)
@@ -25,14 +25,14 @@ def decisions(ctx: click.Context, resource, subject, since, until, limit, as_jso
     if not (resource or subject):
         raise click.UsageError("give --resource TYPE:ID and/or --subject ID")
     c = ctx.ensure_object(Context)
-    q = decision_log.Query(limit=limit, subject_id=subject)
+    q = decision_queries.Query(limit=limit, subject_id=subject)
     if resource:
-        q.resource_type, q.resource_id = decision_log.parse_resource(resource)
+        q.resource_type, q.resource_id = decision_queries.parse_resource(resource)
     if since:
-        q.since = decision_log.parse_time(since, "since")
+        q.since = decision_queries.parse_time(since, "since")
     if until:
-        q.until = decision_log.parse_time(until, "until")
-    rows = decision_log.search(c.db, q)
+        q.until = decision_queries.parse_time(until, "until")
+    rows = decision_queries.search(c.db, q)
     if as_json:
         for row in rows:
             click.echo(json.dumps(row))
@@ -59,7 +59,7 @@ def purge(c: Context, days: int | None):
     """Delete logged decisions older than the retention period."""
     days = days or c.settings.decision_log.retention_days
     with c.db.session() as s:
-        n = decision_log.purge(s, days)
+        n = decision_queries.purge(s, days)
     click.echo(f"deleted {n} decisions older than {days} days")
 
 

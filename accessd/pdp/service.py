@@ -31,40 +31,19 @@ Conventions (documented in docs/api.md):
 
 from __future__ import annotations
 
-import itertools
-import os
-import secrets
 from collections.abc import Mapping
 
 from accessd.errors import Invalid, TooLarge
 from accessd.models import utcnow
 from accessd.pdp import requests as rq
+from accessd.pdp.ids import new_decision_id
 from accessd.pdp.paging import page_of
 from accessd.pdp.requests import SUBJECT_TYPES, Request
 from accessd.policy.engine import Decision, Subject
-from accessd.policy.masks import mask_value
+from accessd.policy.masks import render_record
 
 SEMANTICS = ("execute_all", "deny_on_first_deny", "permit_on_first_permit")
 FIELDS_CAPABILITY = "urn:accessd:capability:field-masks"
-
-
-class _DecisionIds:
-    """Decision ids: a random per-process prefix and a counter -- unique across workers and
-    restarts, and far cheaper than a uuid4 (a syscall and an object) on every decision."""
-
-    def __init__(self):
-        self.reset()
-        os.register_at_fork(after_in_child=self.reset)  # a forked worker must not repeat ids
-
-    def reset(self) -> None:
-        self._prefix = secrets.token_hex(8)
-        self._counter = itertools.count(1)
-
-    def __call__(self) -> str:
-        return f"{self._prefix}{next(self._counter):016x}"
-
-
-new_decision_id = _DecisionIds()
 
 
 def _row(decision_id, client, sid, action, rtype, rid, fields, purpose, effect, reason, revision) -> tuple:
@@ -308,7 +287,7 @@ class DecisionService:
                         f: list(rm.matched_rules.get(f, ())) for f in (*allowed, *masked)
                     }
             if return_records and rtype in cat.types:
-                item["record"] = _render(cat.types[rtype].fields, props, allowed, masked)
+                item["record"] = render_record(cat.types[rtype].fields, props, allowed, masked)
             results.append(item)
             rows.append(
                 _row(
@@ -461,19 +440,3 @@ def _peek(merged: Mapping, member: str, key: str) -> str | None:
     except Invalid:
         return None
     return v[: rq.MAX_ID]
-
-
-def _render(specs: Mapping, props: Mapping, allowed, masked) -> dict:
-    """The record in catalogue order, denied fields removed, masked fields masked; properties that
-    are not catalogue fields are left out."""
-    show = set(allowed)
-    hide = set(masked)
-    out = {}
-    for f, spec in specs.items():
-        if f not in props:
-            continue
-        if f in show:
-            out[f] = props[f]
-        elif f in hide and spec.mask != "none":
-            out[f] = mask_value(props[f], spec.mask)
-    return out

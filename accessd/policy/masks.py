@@ -162,3 +162,19 @@ def summary(reasons: set[str]) -> str:
         if r in reasons:
             return r
     return "no_matching_rule"
+
+
+def render_record(specs: Mapping, props: Mapping, allowed, masked) -> dict:
+    """The record in catalogue order, denied fields removed, masked fields masked; properties that
+    are not catalogue fields are left out."""
+    show = set(allowed)
+    hide = set(masked)
+    out = {}
+    for f, spec in specs.items():
+        if f not in props:
+            continue
+        if f in show:
+            out[f] = props[f]
+        elif f in hide and spec.mask != "none":
+            out[f] = mask_value(props[f], spec.mask)
+    return out

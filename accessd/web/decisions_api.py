@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, request
 
 from accessd.errors import Invalid
-from accessd.pdp import decision_log
+from accessd.pdp import decision_queries
 from accessd.pdp.requests import check_text
 from accessd.web.auth import json_response, require
 
@@ -44,14 +44,14 @@ def _int(name: str, default: int, low: int, high: int) -> int:
 @bp.get("/api/v1/decisions")
 def decisions():
     require("admin")
-    q = decision_log.Query(limit=_int("limit", 100, 1, 1000), offset=_int("offset", 0, 0, 10**9))
+    q = decision_queries.Query(limit=_int("limit", 100, 1, 1000), offset=_int("offset", 0, 0, 10**9))
     if resource := _arg("resource"):
-        q.resource_type, q.resource_id = decision_log.parse_resource(resource, "/query/resource")
+        q.resource_type, q.resource_id = decision_queries.parse_resource(resource, "/query/resource")
     q.subject_id = _arg("subject")
     if since := _arg("since"):
-        q.since = decision_log.parse_time(since, "since", "/query/since")
+        q.since = decision_queries.parse_time(since, "since", "/query/since")
     if until := _arg("until"):
-        q.until = decision_log.parse_time(until, "until", "/query/until")
+        q.until = decision_queries.parse_time(until, "until", "/query/until")
     services = current_app.extensions["accessd"]
-    rows = decision_log.search(services.db, q)
+    rows = decision_queries.search(services.db, q)
     return json_response({"decisions": rows, "count": len(rows), "limit": q.limit, "offset": q.offset})

@@ -1,9 +1,9 @@
 """/healthz (process up) and /readyz (database reachable, a policy revision loaded, the decision
-log keeping up in every worker -- see ``accessd.pdp.decision_log.health``)."""
+log keeping up in every worker -- see ``accessd.pdp.decision_queries.health``)."""
 
 from flask import Blueprint, current_app, jsonify
 
-from accessd.pdp import decision_log
+from accessd.pdp import decision_queries
 
 bp = Blueprint("health", __name__)
 
@@ -18,7 +18,7 @@ def readyz():
     services = current_app.extensions["accessd"]
     try:
         services.db.ping()
-        log_health = decision_log.health(services.db, services.decision_log)
+        log_health = decision_queries.health(services.db, services.decision_log)
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
         # the class only: a driver's message names hosts, and this answer needs no details
         current_app.logger.warning("readiness: database unreachable (%s)", type(exc).__name__)

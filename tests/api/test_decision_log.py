@@ -19,7 +19,7 @@ from accessd.cli import main
 from accessd.config import DecisionLogSettings
 from accessd.errors import Unavailable
 from accessd.models import DecisionLog
-from accessd.pdp import decision_log
+from accessd.pdp import decision_queries
 from accessd.pdp.decision_log import DecisionLogWriter
 
 
@@ -220,7 +220,7 @@ def test_purge_deletes_only_entries_past_retention(loaded_db):
         writer.record(at, "d", "crm", "b.huber", "read", "customer", "1", None, "care", "allow", "allowed", 1)
     writer.close()
     with loaded_db.session() as s:
-        assert decision_log.purge(s, 30) == 1
+        assert decision_queries.purge(s, 30) == 1
     assert [r.at for r in rows(loaded_db)] == [new]
     result = CliRunner().invoke(
         main, ["decisions", "purge", "--days", "1"], env={"ACCESSD_DATABASE_URL": loaded_db.url}
