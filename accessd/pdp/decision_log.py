@@ -293,11 +293,7 @@ class DecisionLogWriter:
         with self._write_lock:
             if not self._buffer:
                 return 0
-            try:
-                conn = self.db.engine.raw_connection()
-            except Exception as exc:
-                self._failed(exc)
-                raise
+            conn = self._connect()
             try:
                 while self._buffer:
                     total += self._write(conn, self._take())
@@ -312,6 +308,14 @@ class DecisionLogWriter:
                 conn.close()
         self._succeeded()
         return total
+
+    def _connect(self):
+        """A DB-API connection from the pool; a failure to get one counts as a failed write."""
+        try:
+            return self.db.engine.raw_connection()
+        except Exception as exc:
+            self._failed(exc)
+            raise
 
     def _take(self) -> list:
         buffer = self._buffer
@@ -428,11 +432,7 @@ class DecisionLogWriter:
             stamp,
         )
         self._last_report = time.monotonic()
-        try:
-            conn = self.db.engine.raw_connection()
-        except Exception as exc:
-            self._failed(exc)
-            raise
+        conn = self._connect()
         try:
             cur = conn.cursor()
             if not self._reported:
