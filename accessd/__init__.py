@@ -11,6 +11,7 @@ import secrets
 
 from flask import Flask
 
+from accessd import clock
 from accessd.config import Settings, load_settings
 from accessd.db import Database
 from accessd.pdp.decision_log import DecisionLogWriter
@@ -46,6 +47,7 @@ def create_app(settings: Settings | dict | None = None) -> Flask:
     applied on top of the normal layering (tests use this)."""
     if not isinstance(settings, Settings):
         settings = load_settings(overrides=settings)
+    clock.configure(settings.timezone)
     app = Flask(__name__, template_folder="../templates", instance_path=settings.instance_path)
     # without a configured key (tests, one-off tools) sessions last as long as the process;
     # `accessd serve` refuses to start without one

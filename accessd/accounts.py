@@ -22,7 +22,7 @@ from sqlalchemy import Row, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from accessd import audit
+from accessd import audit, clock
 from accessd.errors import Conflict, Invalid, NotFound
 from accessd.models import (
     ACCOUNT_STATUSES,
@@ -399,8 +399,9 @@ def _event(session: Session, account: Account, kind: str, reason: str, source: s
 
 
 def role_holder_counts(session: Session, today: dt.date | None = None) -> dict[str, int]:
-    """How many active accounts hold each (directly granted) role."""
-    today = today or dt.date.today()
+    """How many active accounts hold each (directly granted) role on ``today`` (default: the
+    clock's date)."""
+    today = today or clock.today()
     counts: Counter[str] = Counter()
     rows = session.execute(
         select(Account.id, RoleGrant.role, Account.status, Account.start_date, Account.end_date).join(

@@ -16,12 +16,16 @@ problems; ``accessd config check`` prints them.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import re
 import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from accessd import clock
 from accessd.errors import Invalid
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,6 +103,7 @@ class Settings:
     # demo over plain http (scripts/run-demo)
     session_cookie_secure: bool = True
     webhook_secret: str = ""
+    # IANA name; "today" everywhere (start and end dates, the scheduler) is a day in this zone
     timezone: str = "UTC"
     log_level: str = "INFO"
     ldap: LdapSettings = field(default_factory=LdapSettings)
@@ -166,8 +171,6 @@ class Settings:
 
 
 def _is_base_url(url: str) -> bool:
-    from urllib.parse import urlsplit
-
     parts = urlsplit(url)
     return parts.scheme in ("http", "https") and bool(parts.netloc) and not parts.query and not parts.fragment
 
@@ -188,8 +191,6 @@ def mask_url(url: str) -> str:
     and in a ``password=`` query parameter (libpq accepts both). The user info runs to the last
     ``@`` before the query, so an unencoded ``@`` or ``/`` in a password is masked too (when in
     doubt, more is masked, never less)."""
-    import re
-
     url = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@?#]*:)[^?#]*@", r"\1***@", url)
     return re.sub(r"([?&]password=)[^&#]*", r"\1***", url, flags=re.IGNORECASE)
 
@@ -197,8 +198,6 @@ def mask_url(url: str) -> str:
 def _coerce(value, typ, name: str):
     if typ in (dict, list) or typing.get_origin(typ) in (dict, list):
         if isinstance(value, str):
-            import json
-
             try:
                 return json.loads(value)
             except ValueError as exc:
@@ -272,4 +271,8 @@ def load_settings(env: dict | None = None, overrides: dict | None = None) -> Set
     _from_env(settings, env, "ACCESSD_")
     if overrides:
         _apply(settings, overrides, "", "overrides")
+    try:  # refused here, not in validate(): every command and worker needs the zone to tell dates
+        clock.zone_named(settings.timezone)
+    except ValueError as exc:
+        raise Invalid(f"timezone: {exc}") from None
     return settings

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from accessd import accounts, passwords
+from accessd import accounts, clock, passwords
 from accessd.models import AdminUser, ApiClient
 from accessd.pdp import revisions, tokens
 
@@ -29,14 +29,37 @@ EMPLOYEES = [
 ]
 
 
-def load(session: Session, policy_dir: Path, actor: str, admin_password: str | None = None) -> list[str]:
-    """Load demo data (idempotent, except that each run issues a new demo-crm API token and
-    revokes the previous one); return lines telling how to reach the service."""
-    lines = []
-    if revisions.current(session) is None:
-        rev, _ = revisions.load_dir(session, policy_dir, actor)
-        lines.append(f"policy revision {rev.id} loaded from {policy_dir}")
-    today = dt.date.today()
+# a client record of the demo domain (north region, assigned to t.meyer, opted in to marketing)
+CLIENT_RECORD = {
+    "client_id": "C-123",
+    "first_name": "Ada",
+    "last_name": "Lovelace",
+    "date_of_birth": "1985-12-10",
+    "email": "ada@example.org",
+    "mobile_phone": "+49 170 5550123",
+    "street": "Hauptstr. 1",
+    "postal_code": "10115",
+    "city": "Berlin",
+    "iban": "DE89370400440532013000",
+    "insurer_member_no": "A123456789",
+    "presenting_issue": "anxiety",
+    "diagnosis": "F41.1",
+    "medication": "none",
+    "session_notes": "first session went well",
+    "marketing_opt_in": True,
+    "consent_withdrawn_at": "",
+    "assigned_therapist_id": "t.meyer",
+    "clinic_region": "north",
+    "therapy_end_date": "",
+    "retention_until": "",
+    "legal_hold": False,
+}
+
+
+def load_employees(session: Session, actor: str) -> list[str]:
+    """Create or update the demo employees with their roles (idempotent); return their subject ids.
+    Start and end dates are relative to the clock's today."""
+    today = clock.today()
     for n, (sid, name, dept, region, roles, status, start, end) in enumerate(EMPLOYEES, start=1):
         acc = accounts.upsert(
             session,
@@ -54,7 +77,17 @@ def load(session: Session, policy_dir: Path, actor: str, admin_password: str | N
         )
         for role in roles:
             accounts.grant(session, acc, role, source="manual", actor=actor)
-    lines.append(f"{len(EMPLOYEES)} demo employees loaded")
+    return [e[0] for e in EMPLOYEES]
+
+
+def load(session: Session, policy_dir: Path, actor: str, admin_password: str | None = None) -> list[str]:
+    """Load demo data (idempotent, except that each run issues a new demo-crm API token and
+    revokes the previous one); return lines telling how to reach the service."""
+    lines = []
+    if revisions.current(session) is None:
+        rev, _ = revisions.load_dir(session, policy_dir, actor)
+        lines.append(f"policy revision {rev.id} loaded from {policy_dir}")
+    lines.append(f"{len(load_employees(session, actor))} demo employees loaded")
 
     # a token is shown only once, so every run issues a fresh one (the previous stops working)
     if session.scalar(select(ApiClient).where(ApiClient.name == "demo-crm")) is None:

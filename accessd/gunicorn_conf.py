@@ -2,9 +2,19 @@
 
 The hook flushes each worker's decision log when the worker exits (atexit covers it too; this is
 the belt to those braces, and it also runs when a worker is recycled after max_requests).
+gunicorn reads only the module's names that are its settings or hooks; the imported names and
+``argv`` are ignored.
 """
 
 from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from accessd.config import load_settings
+from accessd.errors import AccessdError
+from accessd.pdp.decision_log import close_all
 
 # the longest path a Unix socket may have is 107 bytes on Linux (104 on BSD and macOS)
 _MAX_SOCKET_PATH = 100
@@ -19,16 +29,10 @@ def on_starting(server):
     server or none. An explicit ``--control-socket`` or ``--no-control-socket`` is left alone; a
     path too long for a Unix socket disables it (with a warning) rather than failing.
     """
-    import re
-    from pathlib import Path
-
     cfg = server.cfg
     setting = cfg.settings.get("control_socket")
     if setting is None or cfg.control_socket_disable or setting.value != setting.default:
         return  # an older gunicorn, or chosen explicitly
-    from accessd.config import load_settings
-    from accessd.errors import AccessdError
-
     try:
         instance = Path(load_settings().instance_path).resolve()
     except AccessdError:
@@ -44,8 +48,6 @@ def on_starting(server):
 
 
 def worker_exit(server, worker):
-    from accessd.pdp.decision_log import close_all
-
     close_all()
 
 
@@ -53,8 +55,6 @@ def argv(bind: str, workers: int = 2, threads: int = 1, *extra: str) -> list[str
     """The command that serves accessd under gunicorn with this config (used by ``accessd serve``,
     the HTTP bench and the tests). ``threads > 1`` selects gthread workers, else sync workers.
     The app is ``accessd.wsgi:app``, so it works from any working directory."""
-    import sys
-
     worker = ["-k", "gthread", "--threads", str(threads)] if threads > 1 else ["-k", "sync"]
     return [
         sys.executable,

@@ -13,14 +13,18 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import select
 
+from accessd import clock
 from accessd.config import Settings
 from accessd.db import Database
-from accessd.lifecycle.locks import SyncBusy
+from accessd.errors import SyncBusy
 from accessd.lifecycle.offboarding import offboard
 from accessd.lifecycle.sync import SyncResult, run_sync
 from accessd.models import Account
+from accessd.pdp import decision_queries
 
 log = logging.getLogger(__name__)
 ACTOR = "system:scheduler"
@@ -48,8 +52,9 @@ def directory_sync(db: Database, settings: Settings, kind: str) -> SyncResult | 
 
 
 def expire_ended_accounts(db: Database, today: dt.date | None = None) -> int:
-    """Offboard active accounts whose last working day has passed (the engine already denies them)."""
-    today = today or dt.date.today()
+    """Offboard active accounts whose last working day has passed (the engine already denies them);
+    ``today`` defaults to the clock's (the configured zone's) date."""
+    today = today or clock.today()
     done = 0
     with db.session() as s:
         due = s.scalars(select(Account).where(Account.status != "disabled", Account.end_date < today))
@@ -63,8 +68,6 @@ def expire_ended_accounts(db: Database, today: dt.date | None = None) -> int:
 
 def purge_decision_log(db: Database, retention_days: int) -> int:
     """Delete decision records older than the configured retention."""
-    from accessd.pdp import decision_queries
-
     with db.session() as s:
         removed = decision_queries.purge(s, retention_days)
     log.info("decision log: purged %d records older than %d days", removed, retention_days)
@@ -73,9 +76,6 @@ def purge_decision_log(db: Database, retention_days: int) -> int:
 
 def register(scheduler, settings: Settings, db: Database | None = None) -> None:
     """Add the jobs to an APScheduler scheduler."""
-    from apscheduler.triggers.cron import CronTrigger
-    from apscheduler.triggers.interval import IntervalTrigger
-
     db = db or Database(settings.effective_database_url)
     common = {"max_instances": 1, "coalesce": True, "replace_existing": True, "misfire_grace_time": 300}
     if settings.ldap.url:

@@ -1,7 +1,7 @@
 """Decisions per second: the compiled engine against pycasbin on identical request streams.
 
-    .venv/bin/python bench/decisions.py            # full run (~1-2 minutes)
-    .venv/bin/python bench/decisions.py --quick    # a short smoke run
+    .venv/bin/python -m bench.decisions            # full run (~1-2 minutes)
+    .venv/bin/python -m bench.decisions --quick    # a short smoke run
 
 For the demo policy and a generated large one (1,000 users, 50 roles, 40 fields, 15% of rules
 conditional) it times, in this process:
@@ -25,14 +25,10 @@ import sys
 import time
 from pathlib import Path
 
-# Run as a script, bench/ would be first on sys.path (and bench/http.py would shadow the stdlib).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from accessd.policy.engine import Engine  # noqa: E402
-from accessd.policy.policyset import load_policy_dir  # noqa: E402
-from accessd.policy.reference import casbin as casbin_ref  # noqa: E402
-from accessd.policy.reference.synthetic import generate_policy, generate_requests, generate_subjects  # noqa: E402
+from accessd.policy.engine import Engine
+from accessd.policy.policyset import load_policy_dir
+from accessd.policy.reference import casbin as casbin_ref
+from accessd.policy.reference.synthetic import generate_policy, generate_requests, generate_subjects
 
 TARGET_ENFORCER = 100.0
 TARGET_FAST = 10.0

@@ -1,8 +1,8 @@
 """HTTP benchmark: accessd under gunicorn (2 workers) against Cerbos, same machine, same run.
 
-    .venv/bin/python bench/http.py [--duration 10] [--connections 16] [--worker-class sync|gthread]
-                                   [--workloads single,fields50] [--database sqlite|postgresql]
-    .venv/bin/python bench/http.py --soak 3 [--workload fields50] [--database postgresql]
+    .venv/bin/python -m bench.http [--duration 10] [--connections 16] [--worker-class sync|gthread]
+                                      [--workloads single,fields50] [--database sqlite|postgresql]
+    .venv/bin/python -m bench.http --soak 3 [--workload fields50] [--database postgresql]
 
 Sets up its own database (SQLite in bench/.scratch/, or with ``--database postgresql`` a
 throwaway PostgreSQL server started like the tests' ``PostgresServer``), the demo policy, demo
@@ -29,25 +29,29 @@ its connections to ``GET /healthz`` for a short tail, so no decision call is cut
 
 from __future__ import annotations
 
-import os
-import sys
-
-# this file is called http.py: keep its folder off sys.path so the standard library's http wins
-if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    sys.path.pop(0)
-
 import argparse
 import json
+import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from sqlalchemy import func, select
+
+from accessd import demo, gunicorn_conf
+from accessd.db import Database
+from accessd.demo import CLIENT_RECORD
+from accessd.models import DecisionLog
+from accessd.pdp import tokens
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRATCH = ROOT / "bench" / ".scratch"
@@ -55,60 +59,20 @@ CERBOS_POLICIES = ROOT / "bench" / "peers" / "cerbos" / "policies"
 CERBOS_PKG = "@cerbos/cerbos-linux-x64@0.55.0"
 CERBOS_BIN = SCRATCH / "node_modules" / "@cerbos" / "cerbos-linux-x64" / "cerbos-linux-x64"
 
-sys.path.insert(0, str(ROOT))
-
-FIELDS = [
-    "client_id",
-    "first_name",
-    "last_name",
-    "date_of_birth",
-    "email",
-    "mobile_phone",
-    "street",
-    "postal_code",
-    "city",
-    "iban",
-    "insurer_member_no",
-    "presenting_issue",
-    "diagnosis",
-    "medication",
-    "session_notes",
-    "marketing_opt_in",
-    "consent_withdrawn_at",
-    "assigned_therapist_id",
-    "clinic_region",
-    "therapy_end_date",
-    "retention_until",
-    "legal_hold",
-]
+FIELDS = list(CLIENT_RECORD)  # every field of the demo client record
 SUBJECT = "r.schmidt"  # reception, region north
 ROLES = ["reception"]  # Cerbos takes roles from the request (accessd looks them up itself)
 
 
 def record(i: int) -> dict:
+    """The demo client record, varied per i (ids, opt-in, every fifth in the south region)."""
     return {
+        **CLIENT_RECORD,
         "client_id": f"C-{i}",
-        "first_name": "Ada",
         "last_name": f"Lovelace{i}",
-        "date_of_birth": "1985-12-10",
         "email": f"ada{i}@example.org",
-        "mobile_phone": "+49 170 5550123",
-        "street": "Hauptstr. 1",
-        "postal_code": "10115",
-        "city": "Berlin",
-        "iban": "DE89370400440532013000",
-        "insurer_member_no": "A123456789",
-        "presenting_issue": "anxiety",
-        "diagnosis": "F41.1",
-        "medication": "none",
-        "session_notes": "notes",
         "marketing_opt_in": i % 2 == 0,
-        "consent_withdrawn_at": "",
-        "assigned_therapist_id": "t.meyer",
         "clinic_region": "north" if i % 5 else "south",
-        "therapy_end_date": "",
-        "retention_until": "",
-        "legal_hold": False,
     }
 
 
@@ -185,12 +149,6 @@ def cerbos_bodies() -> dict[str, tuple[str, str, int]]:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -206,9 +164,6 @@ def wait_http(url: str, proc: subprocess.Popen, what: str, timeout: float = 60) 
 
 def setup_accessd(url: str) -> str:
     """Migrate the database at ``url``, load the demo; returns an API token."""
-    from accessd import demo
-    from accessd.db import Database
-    from accessd.pdp import tokens
 
     db = Database(url)
     db.upgrade()
@@ -220,10 +175,6 @@ def setup_accessd(url: str) -> str:
 
 
 def count_log_rows(url: str) -> int:
-    from sqlalchemy import func, select
-
-    from accessd.db import Database
-    from accessd.models import DecisionLog
 
     db = Database(url)
     try:
@@ -254,7 +205,6 @@ class Postgres:
 
 
 def start_accessd(db_url: str, workdir: Path, args) -> tuple[subprocess.Popen, str]:
-    from accessd import gunicorn_conf
 
     port = free_port()
     env = dict(
@@ -440,7 +390,6 @@ SOAK_TAIL_SECONDS = 15  # longer than any call can take (decision_log.max_wait_s
 
 def soak(args, db_url: str, token: str, workdir: Path) -> int:
     """Drive one workload for ``args.soak`` minutes; compare records written with answered."""
-    import threading
 
     path, body, _ = accessd_bodies()[args.workload]
     per_call = LOG_RECORDS[args.workload]

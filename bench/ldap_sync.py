@@ -1,6 +1,6 @@
 """Benchmark: directory sync of 10,000 people in 50 groups against a raw ldap3 paged search.
 
-Usage: .venv/bin/python bench/ldap_sync.py [--people 10000] [--groups 50] [--database-url URL]
+Usage: .venv/bin/python -m bench.ldap_sync [--people 10000] [--groups 50] [--database-url URL]
 
 Starts a throwaway slapd (mdb, no fsync), loads the people with ldapadd, then measures in the same
 run: a raw ldap3 paged search of the same users and groups (the baseline, best of 3), a first full
@@ -20,20 +20,14 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-# bench/ is sys.path[0] when run as a script; its modules (bench/http.py) must not shadow the stdlib
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "lifecycle"))
+import ldap3
 
-import ldap3  # noqa: E402
-from ldap_server import SERVICE_PASSWORD, SUFFIX, TestDirectory  # noqa: E402
-from lifecycle_helpers import table_counts  # noqa: E402
-
-from accessd.config import load_settings  # noqa: E402
-from accessd.db import Database  # noqa: E402
-from accessd.lifecycle.directory import Directory  # noqa: E402
-from accessd.lifecycle.sync import run_sync  # noqa: E402
+from accessd.config import load_settings
+from accessd.db import Database
+from accessd.lifecycle.directory import Directory
+from accessd.lifecycle.sync import run_sync
+from tests.support.ldap import SERVICE_PASSWORD, SUFFIX, TestDirectory
+from tests.support.lifecycle import table_counts
 
 ROLES = ["reception", "therapist", "billing", "marketing", "dpo", "it_support"]
 

@@ -12,7 +12,6 @@ import glob
 import itertools
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -20,16 +19,15 @@ from pathlib import Path
 
 import pytest
 
+from accessd import clock as the_clock  # the fixture below is named clock
 from accessd.db import Database
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY_DIR = ROOT / "policies"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# fixtures for the decision API and for the LDAP directory, shared by several test packages
+pytest_plugins = ("tests.support.api_fixtures", "tests.support.directory_fixtures")
 
 
 def _pg_bindir() -> Path:
@@ -125,20 +123,39 @@ def sqlite_template(tmp_path_factory):
 _counter = itertools.count()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path):
-    """A fresh, migrated, empty database; the test runs once per backend."""
+def _fresh_database(request, tmp_path, migrated: bool):
+    """A new database on the test's backend: a copy of the migrated template, or empty."""
     if request.param == "sqlite":
-        template = request.getfixturevalue("sqlite_template")
         path = tmp_path / "accessd.sqlite3"
-        shutil.copy(template, path)
+        if migrated:
+            shutil.copy(request.getfixturevalue("sqlite_template"), path)
         yield f"sqlite:///{path}"
         return
     server = request.getfixturevalue("pg_server")
     name = f"t{os.getpid()}_{next(_counter)}_{int(time.time() * 1000) % 100000}"
-    server.execute(f"CREATE DATABASE {name} TEMPLATE accessd_template")
+    server.execute(f"CREATE DATABASE {name}" + (" TEMPLATE accessd_template" if migrated else ""))
     yield server.url(name)
     server.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """A fresh, migrated, empty database; the test runs once per backend."""
+    yield from _fresh_database(request, tmp_path, migrated=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request, tmp_path):
+    """A fresh database with no tables at all (not migrated); once per backend."""
+    yield from _fresh_database(request, tmp_path, migrated=False)
+
+
+@pytest.fixture
+def clock():
+    """``accessd.clock`` for a test to set (``clock.set(today=...)``, ``clock.advance(2)``,
+    ``clock.configure("Pacific/Kiritimati")``); back to the system clock in UTC afterwards."""
+    yield the_clock
+    the_clock.reset()
 
 
 @pytest.fixture
@@ -191,7 +208,9 @@ def app(make_app):
 
 @pytest.fixture
 def client(app):
-    return app.test_client()
+    """The test client; the decision log is flushed and its thread stopped at teardown."""
+    yield app.test_client()
+    app.extensions["accessd"].close()
 
 
 @pytest.fixture

@@ -13,14 +13,17 @@ import datetime as dt
 import json
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
+from sqlalchemy.orm import Session
 
 from accessd import accounts
 from accessd.cli.base import Context, Group, actor, pass_ctx
 from accessd.errors import Invalid
 from accessd.lifecycle.offboarding import reenable
-from accessd.models import ACCOUNT_STATUSES
+from accessd.models import ACCOUNT_STATUSES, Account
 
 SOURCE = "cli"
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -66,6 +69,17 @@ def _iso(value) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+#: the account a command acts on: the subject id applications send
+subject_argument = click.argument("subject_id", metavar="SUBJECT")
+
+
+@contextmanager
+def _account(c: Context, subject_id: str) -> Iterator[tuple[Session, Account]]:
+    """A session and the account SUBJECT in it (NotFound when there is none)."""
+    with c.db.session() as s:
+        yield s, accounts.get_by_subject_id(s, subject_id)
+
+
 @click.group(cls=AccountGroup)
 def account():
     """Accounts without a directory: add, list, show, grant and revoke roles, re-enable.
@@ -78,7 +92,7 @@ def account():
 
 
 @account.command("add")
-@click.argument("subject_id", metavar="SUBJECT")
+@subject_argument
 @click.option("--name", "display_name", default="", help="display name")
 @click.option("--email", help="e-mail address")
 @click.option("--department", help="department")
@@ -164,7 +178,7 @@ def account_list(c: Context, status: str | None, as_json: bool):
 
 
 @account.command("show")
-@click.argument("subject_id", metavar="SUBJECT")
+@subject_argument
 @click.option(
     "--history",
     "limit",
@@ -180,8 +194,7 @@ def account_show(c: Context, subject_id: str, limit: int, as_json: bool):
 
     The status comes with its reason and source, each grant with its source (manual or the
     directory group), the history with lifecycle events and audit records, newest last."""
-    with c.db.session() as s:
-        acc = accounts.get_by_subject_id(s, subject_id)
+    with _account(c, subject_id) as (s, acc):
         ev = accounts.status_event(s, acc)
         # who disabled it is recorded on the account (typed); otherwise the newest status event says
         source = (acc.disabled_by if acc.status == "disabled" else None) or (ev.source if ev else None)
@@ -242,7 +255,7 @@ def account_show(c: Context, subject_id: str, limit: int, as_json: bool):
 
 
 @account.command("grant")
-@click.argument("subject_id", metavar="SUBJECT")
+@subject_argument
 @click.argument("role")
 @pass_ctx
 def account_grant(c: Context, subject_id: str, role: str):
@@ -250,8 +263,7 @@ def account_grant(c: Context, subject_id: str, role: str):
 
     The grant is kept until revoked or the account is offboarded. ROLE must be a role of the
     catalogue of the policy revision in force."""
-    with c.db.session() as s:
-        acc = accounts.get_by_subject_id(s, subject_id)
+    with _account(c, subject_id) as (s, acc):
         held = {(g.role, g.source) for g in acc.grants}
         accounts.grant(s, acc, role, source="manual", actor=actor())
         if (role, "manual") in held:
@@ -264,7 +276,7 @@ def account_grant(c: Context, subject_id: str, role: str):
 
 
 @account.command("revoke")
-@click.argument("subject_id", metavar="SUBJECT")
+@subject_argument
 @click.argument("role")
 @pass_ctx
 def account_revoke(c: Context, subject_id: str, role: str):
@@ -272,8 +284,7 @@ def account_revoke(c: Context, subject_id: str, role: str):
 
     Sessions issued before the revoke end. A role granted through the directory is refused: the
     next sync would restore it (remove the person from the directory group instead)."""
-    with c.db.session() as s:
-        acc = accounts.get_by_subject_id(s, subject_id)
+    with _account(c, subject_id) as (s, acc):
         if not accounts.revoke(s, acc, role, actor=actor()):
             known = accounts.catalogue_in_force(s).roles
             if role not in known:
@@ -285,7 +296,7 @@ def account_revoke(c: Context, subject_id: str, role: str):
 
 
 @account.command("enable")
-@click.argument("subject_id", metavar="SUBJECT")
+@subject_argument
 @click.option("--reason", help="recorded on the account and in the audit trail (required)")
 @pass_ctx
 def account_enable(c: Context, subject_id: str, reason: str | None):
@@ -295,8 +306,7 @@ def account_enable(c: Context, subject_id: str, reason: str | None):
     grants removed at offboarding are not restored: grant them again. An account that comes
     from the directory gets its directory roles from the next sync."""
     reason = accounts.check_reason(reason)
-    with c.db.session() as s:
-        acc = accounts.get_by_subject_id(s, subject_id)
+    with _account(c, subject_id) as (s, acc):
         if not reenable(s, acc, reason=reason, source=SOURCE, actor=actor()):
             click.echo(f"{subject_id}: not disabled (status {acc.status}); nothing changed")
             return

@@ -8,9 +8,12 @@ import click
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
+from accessd import clock
 from accessd.config import Settings, load_settings
 from accessd.db import Database
-from accessd.errors import AccessdError
+from accessd.errors import AccessdError, SyncBusy
+
+BUSY_EXIT_CODE = 3  # another process holds the sync lock (`accessd sync`, `sync approve`)
 
 
 class Context:
@@ -24,6 +27,7 @@ class Context:
     def settings(self) -> Settings:
         if self._settings is None:
             self._settings = load_settings()
+            clock.configure(self._settings.timezone)
         return self._settings
 
     @property
@@ -47,12 +51,18 @@ def actor() -> str:
 
 
 class Group(click.Group):
-    """Turns accessd errors into a one-line message and exit code 2 instead of a traceback; so
-    too a database that cannot be reached or has no (current) schema."""
+    """The CLI's one map of :mod:`accessd.errors`: a one-line message on stderr and an exit code
+    instead of a traceback. ``error: <message>`` and exit code 2, so too for a database that
+    cannot be reached or has no (current) schema; SyncBusy prints its message alone (it names
+    the running sync) and exits with ``BUSY_EXIT_CODE``, so that a cron job can tell "skipped"
+    from "failed"."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except SyncBusy as exc:
+            click.echo(exc.message, err=True)
+            sys.exit(BUSY_EXIT_CODE)
         except AccessdError as exc:
             click.echo(f"error: {exc.message}", err=True)
             sys.exit(2)

@@ -10,6 +10,7 @@ import datetime as dt
 import click
 from sqlalchemy import select
 
+from accessd import clock
 from accessd.cli.base import Context, actor, pass_ctx
 from accessd.errors import NotFound
 from accessd.lifecycle.offboarding import offboard as offboard_account
@@ -38,7 +39,7 @@ def offboard(c: Context, subject_id: str, reason: str, effective):
 def _outcome(account: Account, was: tuple, changed: bool, day: dt.date | None) -> str:
     """What `accessd offboard` did, in words: scheduled, offboarded, taken over, or nothing."""
     status, by, reason = was
-    if day is not None and day >= dt.date.today():
+    if day is not None and day >= clock.today():
         if changed:
             return f"departure scheduled: last working day {day.isoformat()}; access ends after that day"
         if status == "disabled":

@@ -2,6 +2,7 @@
 
 Exit codes besides the CLI's 0/1/2: 3 when another process is running a sync (or applying an
 approved one); the single line on stderr names it ("a sync is already running since ..., run N").
+That line and exit code come from ``accessd.cli.base.Group``, the CLI's one error map.
 
 The lifecycle modules (the sync pulls in ldap3, the scheduler apscheduler) are imported by the
 commands that run them, not at the top: every other CLI call would pay for loading them.
@@ -10,7 +11,6 @@ commands that run them, not at the top: every other CLI call would pay for loadi
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import re
@@ -19,22 +19,6 @@ import sys
 import click
 
 from accessd.cli.base import Context, Group, actor, pass_ctx
-
-
-def _one_at_a_time(fn):
-    """Answer a busy sync lock with its one line on stderr and exit code 3."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from accessd.lifecycle.locks import SyncBusy  # lazy: see the module docstring
-
-        try:
-            return fn(*args, **kwargs)
-        except SyncBusy as exc:
-            click.echo(exc.message, err=True)
-            sys.exit(exc.exit_code)
-
-    return wrapper
 
 
 def _source(_ctx, _param, value: str) -> str:
@@ -77,7 +61,6 @@ def _print_plan(plan: dict | None) -> None:
     help="recorded on the run and shown by `sync runs` (e.g. --source cron in a crontab)",
 )
 @click.pass_context
-@_one_at_a_time
 def sync(cctx: click.Context, dry_run: bool, incremental: bool, quiet: bool, source: str):
     """Sync employees from the directory (full by default). Subcommands manage runs.
 
@@ -156,7 +139,6 @@ def sync_show(c: Context, run_id: int, as_json: bool):
 @sync.command("approve")
 @click.argument("run_id", type=int)
 @pass_ctx
-@_one_at_a_time
 def sync_approve(c: Context, run_id: int):
     """Approve a held run: the directory is read again and only what is still true is applied
     (exactly once). Exit code 1 when the plan changed beyond what was approved: a new held run

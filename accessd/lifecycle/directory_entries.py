@@ -20,6 +20,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 
+from accessd import clock
 from accessd.lifecycle.directory_mapping import PROFILE_FIELDS
 
 log = logging.getLogger(__name__)
@@ -180,7 +181,7 @@ class EntryReader:
 
     def _read_departure(self, entry: DirectoryEntry, attrs: dict) -> None:
         m = self.mapping
-        today = dt.date.today()
+        today = clock.today()
         ends: list[tuple[dt.date, str]] = []
 
         locked = first(attrs, m["locked"])
@@ -209,7 +210,8 @@ class EntryReader:
             )
         expires = first(attrs, m["account_expires"])
         if expires and (t := ad_filetime(expires)):
-            last = (t - dt.timedelta(microseconds=1)).date()
+            # the last day worked in the practice's zone: the day of the last valid instant
+            last = (t.replace(tzinfo=dt.UTC) - dt.timedelta(microseconds=1)).astimezone(clock.zone()).date()
             ends.append((last, f"directory: account expires {t:%Y-%m-%d %H:%M} UTC (accountExpires)"))
         if ends:
             entry.end_date, entry.end_reason = min(ends)
@@ -241,7 +243,7 @@ class EntryReader:
             )
             return
         until = since + dt.timedelta(seconds=seconds)
-        if until > dt.datetime.now(dt.UTC):
+        if until > clock.now():
             entry.warning = (
                 f"{entry.dn}: locked out after failed logins until {until:%Y-%m-%d %H:%M:%S} UTC "
                 f"(pwdAccountLockedTime {locked} + pwdLockoutDuration {seconds}s); not a departure"

@@ -1,6 +1,7 @@
 """One directory sync at a time across processes and hosts: a lock held in the database.
 
-``with SyncLock(db) as lock: ...`` raises :class:`SyncBusy` at once when another process holds it.
+``with SyncLock(db) as lock: ...`` raises :class:`accessd.errors.SyncBusy` at once when another
+process holds it.
 
 * PostgreSQL: a session-level advisory lock (``pg_try_advisory_lock``) on a connection kept for
   the whole run. The server drops it when that connection ends, so a killed process never leaves
@@ -29,20 +30,13 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from accessd.db import Database
-from accessd.errors import Conflict
+from accessd.errors import SyncBusy
 from accessd.models import RunLock, utcnow
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 15
 STALE_SECONDS = 120
-BUSY_EXIT_CODE = 3  # `accessd sync` / `sync approve` exit code when another sync holds the lock
-
-
-class SyncBusy(Conflict):
-    """Another process is running a sync (or applying an approved one)."""
-
-    exit_code = BUSY_EXIT_CODE
 
 
 @dataclass(frozen=True)

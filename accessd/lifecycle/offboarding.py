@@ -33,7 +33,7 @@ from collections.abc import Iterable
 
 from sqlalchemy.orm import Session
 
-from accessd import audit
+from accessd import audit, clock
 from accessd.models import Account, LifecycleEvent, RoleGrant, utcnow
 
 DIRECTORY = "directory"
@@ -48,15 +48,15 @@ def offboard(
     actor: str,
     effective: dt.date | None = None,
 ) -> bool:
-    """Disable ``account`` now, or schedule it: a future ``effective`` date only sets ``end_date``
-    (the decision engine denies after the end date itself). Returns True when something changed.
+    """Disable ``account`` now, or schedule it: an ``effective`` date (the last working day) from
+    today on -- today in the configured zone (:mod:`accessd.clock`) -- only sets ``end_date`` (the
+    decision engine denies after the end date itself). Returns True when something changed.
 
     ``source`` names the trigger (see the module docstring) and becomes ``disabled_by``. An
     account already disabled keeps its reason and source, except that a non-directory source
     takes over a directory disable. ``reason`` is free text and decides nothing.
     """
-    now = utcnow()
-    today = now.date()
+    now, today = utcnow(), clock.today()
     if effective is not None and effective >= today:
         if account.end_date == effective or account.status == "disabled":
             return False
@@ -129,13 +129,13 @@ def reenable(
         return False
     if source == DIRECTORY and account.disabled_by != DIRECTORY:
         return False
-    now = utcnow()
+    now, today = utcnow(), clock.today()
     previous_by = account.disabled_by
     account.status = "active"
     account.status_reason = None
     account.disabled_by = None
     account.disabled_at = None
-    if account.end_date is not None and account.end_date < now.date():
+    if account.end_date is not None and account.end_date < today:
         account.end_date = None
     granted = []
     held = {(g.role, g.source) for g in account.grants}

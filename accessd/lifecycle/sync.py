@@ -41,7 +41,7 @@ from sqlalchemy import select, update
 from accessd import audit
 from accessd.config import Settings
 from accessd.db import Database
-from accessd.errors import Conflict, DirectoryUnavailable
+from accessd.errors import Conflict, DirectoryUnavailable, Invalid
 from accessd.lifecycle.directory import Directory
 from accessd.lifecycle.directory_entries import DirectoryEntry
 from accessd.lifecycle.locks import SyncLock
@@ -166,11 +166,13 @@ def run_sync(
     """Run one sync and record it, ``source`` (cli, scheduler, cron, ...) saying what started it.
 
     Never raises for directory problems: the run is marked failed with the reason and nothing is
-    changed. Raises SyncBusy, recording nothing, while another process holds the sync lock. Any
-    other error marks the run failed and is raised again.
+    changed. Raises SyncBusy while another process holds the sync lock, and Invalid for a
+    ``kind`` other than full or incremental, both recording nothing. Any other error marks the
+    run failed and is raised again: an :mod:`accessd.errors` type (Invalid for a missing LDAP
+    setting) or the database driver's.
     """
     if kind not in ("full", "incremental"):
-        raise ValueError("kind must be full or incremental")
+        raise Invalid(f"kind must be full or incremental, not {kind!r}")
     with SyncLock(db) as lock:
         fail_interrupted(db)
         with db.session() as s:

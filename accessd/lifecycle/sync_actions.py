@@ -13,10 +13,11 @@ that shape; dates are ISO strings and role lists ``[role, granting group DN]`` p
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
+
+from accessd import clock
 
 
 def _plain(value: Any) -> Any:
@@ -81,7 +82,7 @@ class Leave(_OnAccount):
     effective: str | None = None  # ISO date of the last working day
 
     def describe(self) -> str:
-        ahead = self.effective and self.effective >= dt.date.today().isoformat()
+        ahead = self.effective and self.effective >= clock.today().isoformat()
         when = f" on {self.effective}" if ahead else ""
         verb = "schedule departure of" if when else "disable"
         return f"{verb} {self.subject_id}{when}: {self.reason}"

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from accessd import clock
 from accessd.config import Settings
 from accessd.lifecycle.directory import Directory
 from accessd.lifecycle.directory_entries import DirectoryEntry, DirectoryGroup
@@ -178,8 +179,9 @@ def plan_sync(
     settings: Settings,
     today: dt.date | None = None,
 ) -> SyncPlan:
-    """Compute what to change; pure (no I/O) so a dry run and a real run plan identically."""
-    planner = _Planner(snapshot, accounts, grants, settings, today or dt.date.today())
+    """Compute what to change; pure (no I/O) so a dry run and a real run plan identically.
+    End dates before ``today`` (default: the clock's date) have passed."""
+    planner = _Planner(snapshot, accounts, grants, settings, today or clock.today())
     actions = planner.actions()
     return SyncPlan(
         kind=snapshot.kind,

@@ -10,16 +10,16 @@ A call with more rows than ``buffer_size`` is taken when the queue is empty.
 Writer. A thread per process (started by the first record, never by ``create_app``; a forked
 child starts its own) wakes when ``batch_size`` rows are queued and at least every
 ``flush_seconds``, and writes up to ``batch_size`` rows per transaction through the DB-API
-driver: INSERTs of up to 1,000 rows each on SQLite (see ``_insert_sqlite``), ``COPY ... FROM
-STDIN`` on PostgreSQL (psycopg 3's ``cursor.copy()``).
+driver (``decision_rows.RowWriter``: multi-row INSERTs on SQLite, ``COPY ... FROM STDIN`` on
+PostgreSQL).
 
 Failures. A batch refused because the database is unavailable (the driver's OperationalError or
 InterfaceError: connection lost, database locked, disk full, table missing) goes back to the
 front of the queue and is retried with backoff (0.5 s doubling to 10 s) until it is written. Any
 other failure is a bad row: the batch is bisected until each bad row is alone, and such a row is
-written with its offending values made storable (``_storable``: lone surrogates and NUL
-backslash-escaped, over-long strings cut to the column, unusable values replaced). If even that
-is refused, the database is treated as unavailable and the rows stay queued.
+written with its offending values made storable (``decision_rows.storable``: lone surrogates and
+NUL backslash-escaped, over-long strings cut to the column, unusable values replaced). If even
+that is refused, the database is treated as unavailable and the rows stay queued.
 
 Readiness. Every ``heartbeat_seconds`` (and at close) the writer upserts its counters into
 ``decision_log_worker`` (one row per process, ``host:pid:start``).
@@ -45,12 +45,10 @@ import collections
 import contextlib
 import datetime as dt
 import itertools
-import json
 import logging
 import math
 import os
 import socket
-import sqlite3
 import threading
 import time
 import weakref
@@ -60,36 +58,10 @@ from sqlalchemy import exc as sa_exc
 
 from accessd.errors import Unavailable
 from accessd.models import utcnow
+from accessd.pdp.decision_rows import RowWriter, storable
 
 log = logging.getLogger("accessd.decision_log")
 
-COLUMNS = (
-    "at",
-    "decision_id",
-    "client",
-    "subject_id",
-    "action",
-    "resource_type",
-    "resource_id",
-    "fields",
-    "purpose",
-    "decision",
-    "reason",
-    "revision",
-)
-_LIMITS = {
-    "decision_id": 64,
-    "client": 200,
-    "subject_id": 200,
-    "action": 64,
-    "resource_type": 64,
-    "resource_id": 200,
-    "purpose": 64,
-    "decision": 16,
-    "reason": 64,
-}
-_ROW = f"({', '.join('?' * len(COLUMNS))})"
-_NOT_NULL = {"decision_id", "subject_id", "action", "resource_type", "decision", "reason"}
 _RETRY_FIRST, _RETRY_MAX = 0.5, 10.0  # seconds between attempts while the database refuses
 STALE_HEARTBEATS = 5  # a worker's row counts for readiness while younger than this many heartbeats
 _FORGET = dt.timedelta(days=1)  # worker rows older than this are deleted
@@ -135,10 +107,7 @@ class DecisionLogWriter:
         self.heartbeat_seconds = max(0.1, settings.heartbeat_seconds)
         self.ready_max_queued = settings.ready_max_queued
         self._sqlite = db.engine.dialect.name == "sqlite"
-        columns = ", ".join(COLUMNS)
-        self._insert_sql: dict[int, str] = {}  # SQLite: rows per statement -> INSERT
-        self._rows_per_insert: int | None = None
-        self._copy_sql = f"COPY decision_log ({columns}) FROM STDIN"
+        self._rows = RowWriter(self._sqlite)
         mark = "?" if self._sqlite else "%s"
         self._upsert_sql = (
             "INSERT INTO decision_log_worker (worker, queued, written, failed_batches, waiting, "
@@ -190,7 +159,7 @@ class DecisionLogWriter:
     # -- request path ---------------------------------------------------------------------------
 
     def record(self, *entry) -> None:
-        """Queue one decision: the values of ``COLUMNS`` in order."""
+        """Queue one decision: the values of ``decision_rows.COLUMNS`` in order."""
         self.record_many((entry,))
 
     def record_many(self, rows: Sequence[tuple]) -> None:
@@ -332,7 +301,7 @@ class DecisionLogWriter:
         while pending:
             part, repaired = pending.pop()
             try:
-                self._insert(conn, part)
+                self._rows.insert(conn, part)
             except Exception as exc:  # noqa: BLE001 - classified below; nothing is dropped
                 _rollback(conn)
                 if repaired or isinstance(exc, self._outage_errors):
@@ -344,7 +313,7 @@ class DecisionLogWriter:
                         "offending values escaped",
                         _describe(exc),
                     )
-                    pending.append(([_storable(part[0])], True))
+                    pending.append(([storable(part[0])], True))
                 else:
                     half = len(part) // 2
                     pending.append((part[half:], False))
@@ -359,40 +328,6 @@ class DecisionLogWriter:
                 with self._room:
                     self._room.notify_all()
         return written
-
-    def _insert(self, conn, rows: list) -> None:
-        cur = conn.cursor()
-        try:
-            if self._sqlite:
-                self._insert_sqlite(conn, cur, rows)
-            else:
-                with cur.copy(self._copy_sql) as copy:
-                    for row in _pg_params(rows):
-                        copy.write_row(row)
-        finally:
-            cur.close()
-        conn.commit()
-
-    def _insert_sqlite(self, conn, cur, rows: list) -> None:
-        """Multi-row INSERTs of up to 1,000 rows: sqlite3 releases the GIL around each statement
-        and must win it back after, which under a busy request thread takes up to the switch
-        interval (5 ms) -- per row with executemany (about 200 rows/s), per 1,000 rows here."""
-        if self._rows_per_insert is None:
-            limit = conn.driver_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-            self._rows_per_insert = max(1, min(1000, limit // len(COLUMNS)))
-        step = self._rows_per_insert * len(COLUMNS)
-        params = list(itertools.chain.from_iterable(_sqlite_params(rows)))
-        for start in range(0, len(params), step):
-            chunk = params[start : start + step]
-            cur.execute(self._sqlite_insert(len(chunk) // len(COLUMNS)), chunk)
-
-    def _sqlite_insert(self, n: int) -> str:
-        sql = self._insert_sql.get(n)
-        if sql is None:
-            sql = f"INSERT INTO decision_log ({', '.join(COLUMNS)}) VALUES " + ", ".join([_ROW] * n)
-            if n == self._rows_per_insert:
-                self._insert_sql[n] = sql
-        return sql
 
     def _failed(self, exc: BaseException, conn=None) -> None:
         self.failed_batches += 1
@@ -493,85 +428,6 @@ class DecisionLogWriter:
             "last_error": self.last_error,
             "buffer_size": self.buffer_size,
         }
-
-
-# -- turning rows into driver parameters ---------------------------------------------------------
-
-_START = object()
-_fields_text: dict[tuple, str] = {}  # fields list -> JSON text; used by the writer only
-
-
-def _json_fields(fields) -> str | None:
-    if fields is None:
-        return None
-    key = tuple(fields)
-    text = _fields_text.get(key)
-    if text is None:
-        if len(_fields_text) >= 4096:
-            _fields_text.clear()
-        text = _fields_text[key] = json.dumps(list(key))
-    return text
-
-
-def _naive_utc(at: dt.datetime) -> dt.datetime:
-    return at if at.tzinfo is None else at.astimezone(dt.UTC).replace(tzinfo=None)
-
-
-def _sqlite_params(rows):
-    """SQLite parameters: ``at`` in SQLAlchemy's SQLite DateTime text, ``fields`` as JSON text.
-    The rows of one API call share their ``at`` object, so it is converted once."""
-    last, at = _START, None
-    for r in rows:
-        if r[0] is not last:
-            last = r[0]
-            at = _naive_utc(last).isoformat(" ", "microseconds")
-        yield (at, r[1], r[2], r[3], r[4], r[5], r[6], _json_fields(r[7]), r[8], r[9], r[10], r[11])
-
-
-def _pg_params(rows):
-    """COPY rows: ``at`` a naive UTC datetime, ``fields`` as JSON text."""
-    last, at = _START, None
-    for r in rows:
-        if r[0] is not last:
-            last = r[0]
-            at = _naive_utc(last)
-        yield (at, r[1], r[2], r[3], r[4], r[5], r[6], _json_fields(r[7]), r[8], r[9], r[10], r[11])
-
-
-def _storable(row) -> tuple:
-    """The same decision with every value the database could refuse made storable: text with
-    lone surrogates or NUL backslash-escaped (``"123\\ud800"`` -> ``"123\\\\ud800"``) and cut to
-    its column; a missing required text ""; ``at`` not a datetime -> now; ``fields`` a list of
-    such texts; ``revision`` not a 32-bit integer -> null; missing columns null, extra ignored."""
-    try:
-        values = list(row)
-    except TypeError:
-        values = [row]
-    values = (values + [None] * len(COLUMNS))[: len(COLUMNS)]
-    out = []
-    for name, v in zip(COLUMNS, values, strict=True):
-        if name == "at":
-            v = _naive_utc(v) if isinstance(v, dt.datetime) else utcnow()
-        elif name == "fields":
-            if v is not None:
-                v = [_text(f, 200) for f in (v if isinstance(v, list | tuple) else [v])]
-        elif name == "revision":
-            if not (isinstance(v, int) and not isinstance(v, bool) and -(2**31) <= v < 2**31):
-                v = None
-        elif v is None:
-            v = "" if name in _NOT_NULL else None
-        else:
-            v = _text(v, _LIMITS[name])
-        out.append(v)
-    return tuple(out)
-
-
-def _text(value, limit: int) -> str:
-    try:
-        text = value if isinstance(value, str) else str(value)
-    except Exception:  # noqa: BLE001 - an object that cannot even print itself
-        text = f"<{type(value).__name__}>"
-    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")[:limit]
 
 
 def _rollback(conn) -> None:

@@ -13,12 +13,12 @@ import hashlib
 import json
 import logging
 import threading
-import time
 from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from accessd import clock
 from accessd.db import Database
 from accessd.errors import NotFound, PolicyError, Unavailable
 from accessd.models import PolicyRevision
@@ -98,7 +98,7 @@ class EngineHolder:
 
     @property
     def engine(self) -> Engine:
-        now = time.monotonic()
+        now = clock.monotonic()
         if self._engine is None or now - self._checked > self.poll_seconds:
             self.refresh()
         if self._engine is None:
@@ -119,7 +119,7 @@ class EngineHolder:
 
     def refresh(self) -> None:
         with self._lock:
-            self._checked = time.monotonic()
+            self._checked = clock.monotonic()
             with self.db.session() as s:
                 newest = s.scalar(select(func.max(PolicyRevision.id)))
                 if newest is None or newest in (self.revision, self._broken and self._broken[0]):

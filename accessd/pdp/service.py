@@ -47,7 +47,7 @@ FIELDS_CAPABILITY = "urn:accessd:capability:field-masks"
 
 
 def _row(decision_id, client, sid, action, rtype, rid, fields, purpose, effect, reason, revision) -> tuple:
-    """One decision-log entry, in the column order of ``accessd.pdp.decision_log.COLUMNS``."""
+    """One decision-log entry, in the column order of ``accessd.pdp.decision_rows.COLUMNS``."""
     return (utcnow(), decision_id, client, sid, action, rtype, rid, fields, purpose, effect, reason, revision)
 
 

@@ -21,11 +21,11 @@ hosts sharing a database must keep their clocks in sync (NTP).
 from __future__ import annotations
 
 import threading
-import time
 from types import SimpleNamespace
 
 from sqlalchemy import func, or_, select
 
+from accessd import clock
 from accessd.accounts import subject_for
 from accessd.db import Database
 from accessd.models import Account, RoleGrant
@@ -46,13 +46,13 @@ class SubjectCache:
 
     def get(self, subject_id: str) -> Subject | None:
         """The subject with this id, or None when no account has it."""
-        if time.monotonic() - self._checked > self.poll_seconds:
+        if clock.monotonic() - self._checked > self.poll_seconds:
             self.refresh()
         return self._subjects.get(subject_id)
 
     def all(self) -> list[Subject]:
         """Every subject, sorted by id (for subject search)."""
-        if time.monotonic() - self._checked > self.poll_seconds:
+        if clock.monotonic() - self._checked > self.poll_seconds:
             self.refresh()
         subjects = self._subjects
         return [subjects[k] for k in sorted(subjects)]
@@ -60,7 +60,7 @@ class SubjectCache:
     def refresh(self, force: bool = False) -> None:
         """Apply what changed since the last check; ``force`` reloads everything."""
         with self._lock:
-            if not force and time.monotonic() - self._checked <= self.poll_seconds:
+            if not force and clock.monotonic() - self._checked <= self.poll_seconds:
                 return  # another thread refreshed while we waited for the lock
             with self.db.session() as s:
                 fingerprint = tuple(
@@ -83,7 +83,7 @@ class SubjectCache:
                     if self._totals() != (fingerprint[0], fingerprint[2], fingerprint[3]):
                         self._load_all(s)  # a change the incremental read could not see
                 self._fingerprint = fingerprint
-            self._checked = time.monotonic()
+            self._checked = clock.monotonic()
 
     def _load_all(self, s) -> None:
         by_account, subjects = {}, {}

@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
-import time
 from collections import OrderedDict
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from accessd import clock
 from accessd.errors import Conflict, Invalid, NotFound
 from accessd.models import ApiClient, utcnow
 from accessd.pdp import revisions
@@ -130,7 +130,7 @@ class TokenCache:
 
     def lookup(self, token: str) -> Caller | None:
         """The active client owning ``token``, or None."""
-        now = time.monotonic()
+        now = clock.monotonic()
         if now - self._checked >= self.poll_seconds:
             self._check_for_changes()
         key = hash_token(token)
@@ -181,7 +181,7 @@ class TokenCache:
             if fingerprint != self._fingerprint:
                 self._drop()
                 self._fingerprint = fingerprint
-            self._checked = time.monotonic()
+            self._checked = clock.monotonic()
 
     def _drop(self) -> None:
         self._known.clear()

@@ -2,7 +2,7 @@
 
 A test file (``policies/tests/*.yaml``)::
 
-    today: 2025-06-01              # default decision date for the file (optional)
+    today: 2025-06-01              # decision date for the file (optional; default: the clock's)
     subjects:                      # named subjects cases can refer to (optional)
       anna: {id: anna, roles: [therapist], attributes: {region: north}}
     resources:                     # named resources (optional)
@@ -33,6 +33,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from accessd import clock
 from accessd.errors import Invalid, PolicyError
 from accessd.policy.engine import Engine, Subject
 from accessd.policy.policyset import PolicySet, load_policy_dir
@@ -139,7 +140,7 @@ def _resource(spec: Any, presets: Mapping, file: str, line: int) -> tuple[str, d
 def run_test_file(engine: Engine, text: str, file: str) -> list[CaseResult]:
     data = load_yaml(text, file)
     check_keys(data, _FILE_KEYS, file, "test file", {"cases"})
-    file_today = _date(data.get("today"), file, data.line_of("today"), "today") or date.today()
+    file_today = _date(data.get("today"), file, data.line_of("today"), "today") or clock.today()
     subjects = {}
     for name, spec in (data.get("subjects") or LineDict()).items():
         subjects[name] = _subject(spec, {}, file, data["subjects"].line_of(name))

@@ -29,6 +29,7 @@ from datetime import date
 from functools import lru_cache
 from types import MappingProxyType
 
+from accessd import clock
 from accessd.errors import Invalid
 from accessd.policy.catalogue import Catalogue, coerce
 from accessd.policy.compile import CompiledPolicy, Entry
@@ -424,7 +425,8 @@ class _RoleSetTable:
 
 
 def _as_date(today: date | str | None) -> date:
-    """``today`` as a date: None means the current date, a string is an ISO date."""
+    """``today`` as a date: None means the clock's date (in the configured zone), a string is an
+    ISO date."""
     if today is None:
-        return date.today()
+        return clock.today()
     return date.fromisoformat(today) if isinstance(today, str) else today

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from flask import current_app, request
 
 from accessd.errors import Forbidden, Unauthorized
@@ -19,12 +17,12 @@ def require(*scopes: str) -> Caller:
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if not header:
-        _unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
+        raise _unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
     if scheme.lower() != "bearer" or not token:
-        _unauthorized("the Authorization header must be 'Bearer <token>'")
+        raise _unauthorized("the Authorization header must be 'Bearer <token>'")
     caller = current_app.extensions["accessd"].tokens.lookup(token)
     if caller is None:
-        _unauthorized("unknown or revoked token")
+        raise _unauthorized("unknown or revoked token")
     if caller.scope not in scopes:
         raise Forbidden(
             f"a token with scope {caller.scope!r} may not call this endpoint; "
@@ -35,10 +33,5 @@ def require(*scopes: str) -> Caller:
     return caller
 
 
-def _unauthorized(message: str):
-    raise Unauthorized(message, pointer="/headers/Authorization", headers={"WWW-Authenticate": _CHALLENGE})
-
-
-def json_response(obj, status: int = 200):
-    body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-    return current_app.response_class(body, status=status, mimetype="application/json")
+def _unauthorized(message: str) -> Unauthorized:
+    return Unauthorized(message, pointer="/headers/Authorization", headers={"WWW-Authenticate": _CHALLENGE})

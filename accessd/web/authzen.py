@@ -8,7 +8,8 @@ from flask import Blueprint, current_app, request
 from accessd.errors import TooLarge, UnsupportedMediaType
 from accessd.pdp.requests import parse_body
 from accessd.pdp.service import DecisionService
-from accessd.web.auth import json_response, require
+from accessd.web.auth import require
+from accessd.web.responses import json_response
 
 bp = Blueprint("authzen", __name__)
 

@@ -11,7 +11,8 @@ from flask import Blueprint, current_app, request
 from accessd.errors import Invalid
 from accessd.pdp import decision_queries
 from accessd.pdp.requests import check_text
-from accessd.web.auth import json_response, require
+from accessd.web.auth import require
+from accessd.web.responses import json_response
 
 bp = Blueprint("decisions_api", __name__)
 

@@ -4,17 +4,28 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from accessd.web.auth import json_response
+from accessd.pdp.requests import MAX_FIELDS, MAX_ID, MAX_NAME
+from accessd.pdp.service import SEMANTICS
+from accessd.web.responses import json_response
 
 bp = Blueprint("openapi", __name__)
 
-_STR = {"type": "string", "minLength": 1, "maxLength": 200}
-_NAME = {"type": "string", "minLength": 1, "maxLength": 64}
+_STR = {"type": "string", "minLength": 1, "maxLength": MAX_ID}
+_NAME = {"type": "string", "minLength": 1, "maxLength": MAX_NAME}
 _PROPS = {"type": "object", "additionalProperties": True}
 
 
 def _ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
+
+
+# the members of an evaluation, and of each entry of a batch (where they override the top level)
+_EVALUATION = {
+    "subject": _ref("Subject"),
+    "resource": _ref("Resource"),
+    "action": _ref("Action"),
+    "context": _ref("Context"),
+}
 
 
 def _errors(*codes: int) -> dict:
@@ -91,7 +102,7 @@ SCHEMAS = {
                 "type": "object",
                 "properties": {
                     "field": {**_NAME, "description": "the field asked about"},
-                    "fields": {"type": "array", "minItems": 1, "maxItems": 1000, "items": _NAME},
+                    "fields": {"type": "array", "minItems": 1, "maxItems": MAX_FIELDS, "items": _NAME},
                 },
             },
         },
@@ -113,12 +124,7 @@ SCHEMAS = {
     "EvaluationRequest": {
         "type": "object",
         "required": ["subject", "resource", "action"],
-        "properties": {
-            "subject": _ref("Subject"),
-            "resource": _ref("Resource"),
-            "action": _ref("Action"),
-            "context": _ref("Context"),
-        },
+        "properties": _EVALUATION,
     },
     "EvaluationResponse": {
         "type": "object",
@@ -141,30 +147,11 @@ SCHEMAS = {
     "EvaluationsRequest": {
         "type": "object",
         "properties": {
-            "subject": _ref("Subject"),
-            "resource": _ref("Resource"),
-            "action": _ref("Action"),
-            "context": _ref("Context"),
-            "evaluations": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "subject": _ref("Subject"),
-                        "resource": _ref("Resource"),
-                        "action": _ref("Action"),
-                        "context": _ref("Context"),
-                    },
-                },
-            },
+            **_EVALUATION,
+            "evaluations": {"type": "array", "items": {"type": "object", "properties": _EVALUATION}},
             "options": {
                 "type": "object",
-                "properties": {
-                    "evaluations_semantic": {
-                        "type": "string",
-                        "enum": ["execute_all", "deny_on_first_deny", "permit_on_first_permit"],
-                    }
-                },
+                "properties": {"evaluations_semantic": {"type": "string", "enum": list(SEMANTICS)}},
             },
         },
     },

@@ -11,6 +11,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from tests.support.api import post_json
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "authzen-todo"
 ACCESSD = str(Path(sys.executable).with_name("accessd"))
@@ -21,17 +23,6 @@ def _run(env: dict, *args: str) -> str:
     proc = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr + proc.stdout
     return proc.stdout
-
-
-def _post(url: str, token: str, body: dict) -> dict:
-    req = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
-    )
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.load(r)
 
 
 def test_the_interop_todo_scenario_over_http(database_url, serve):
@@ -50,10 +41,11 @@ def test_the_interop_todo_scenario_over_http(database_url, serve):
     single, batch = config["access_evaluation_endpoint"], config["access_evaluations_endpoint"]
 
     assert len(CASES) >= 35
-    wrong = [c["name"] for c in CASES if _post(single, token, c["request"])["decision"] is not c["expected"]]
+    answers = {c["name"]: post_json(single, token, c["request"])["decision"] for c in CASES}
+    wrong = [c["name"] for c in CASES if answers[c["name"]] is not c["expected"]]
     assert wrong == []
 
-    answers = _post(batch, token, {"evaluations": [c["request"] for c in CASES]})["evaluations"]
+    answers = post_json(batch, token, {"evaluations": [c["request"] for c in CASES]})["evaluations"]
     assert [a["decision"] for a in answers] == [c["expected"] for c in CASES]
 
     # an editor without an e-mail must not edit a todo whose application sent no (or an empty) owner
@@ -63,7 +55,7 @@ def test_the_interop_todo_scenario_over_http(database_url, serve):
         "resource": {"type": "todo", "id": "t-1", "properties": {"ownerID": ""}},
         "context": {"explain": True},
     }
-    answer = _post(single, token, request)
+    answer = post_json(single, token, request)
     assert answer["decision"] is False and answer["context"]["reason"] == "no_matching_rule"
     request["resource"].pop("properties")
-    assert _post(single, token, request)["decision"] is False
+    assert post_json(single, token, request)["decision"] is False

@@ -6,16 +6,17 @@ import datetime as dt
 import uuid
 
 import pytest
-from ldap_server import People, TestDirectory
-from lifecycle_helpers import make_settings, table_counts
 from sqlalchemy import select
 
+from accessd import clock
 from accessd.config import LdapSettings
 from accessd.errors import DirectoryUnavailable
 from accessd.lifecycle.directory import Directory
 from accessd.lifecycle.directory_mapping import changed_since, filters_for
 from accessd.lifecycle.sync import run_sync
 from accessd.models import Account
+from tests.support.ldap import People, TestDirectory
+from tests.support.lifecycle import make_settings, table_counts
 
 
 def ad_directory() -> Directory:
@@ -66,7 +67,7 @@ def test_active_directory_account_expires_in_the_past_departs_and_in_the_future_
     past = ad_directory().to_entry(ad_item(expires=filetime(dt.datetime(2024, 3, 1)))[0])
     assert past.disabled_reason.startswith("directory: account expires 2024-03-01")
     assert past.end_date == dt.date(2024, 2, 29)
-    future_day = dt.datetime.combine(dt.date.today() + dt.timedelta(days=20), dt.time())
+    future_day = dt.datetime.combine(clock.today() + dt.timedelta(days=20), dt.time())
     future = ad_directory().to_entry(ad_item(expires=filetime(future_day))[0])
     assert future.disabled_reason is None and future.end_date == future_day.date() - dt.timedelta(days=1)
     never = ad_directory().to_entry(ad_item(expires=0x7FFFFFFFFFFFFFFF)[0])

@@ -8,13 +8,15 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from ldap_server import PERMANENT_POLICY
-from lifecycle_helpers import account, make_settings, max_updated, table_counts
 from sqlalchemy import select
 
+from accessd import clock
 from accessd.errors import Conflict
 from accessd.lifecycle import sync as sync_service
 from accessd.models import Account, LifecycleEvent, RoleGrant, SyncAction, SyncRun
+from tests.support import free_port
+from tests.support.ldap import PERMANENT_POLICY
+from tests.support.lifecycle import account, make_settings, max_updated, table_counts
 
 
 def roles(db, subject_id: str, source: str | None = None) -> set[str]:
@@ -248,7 +250,7 @@ def test_a_future_end_date_schedules_the_departure_without_disabling(people, syn
     dn = people.add("alice")
     people.group("billing", dn)
     sync()
-    last_day = dt.date.today() + dt.timedelta(days=30)
+    last_day = clock.today() + dt.timedelta(days=30)
 
     people.modify(dn, employmentEndDate=last_day.strftime("%Y%m%d000000Z"))
     result = sync()
@@ -261,7 +263,7 @@ def test_a_future_end_date_schedules_the_departure_without_disabling(people, syn
 
 
 def test_a_future_shadow_expire_schedules_the_day_before_as_last_working_day(people, sync, db):
-    expires = dt.date.today() + dt.timedelta(days=10)
+    expires = clock.today() + dt.timedelta(days=10)
     people.add("alice", shadowExpire=str((expires - dt.date(1970, 1, 1)).days))
     sync()
     a = account(db, "alice")
@@ -417,11 +419,7 @@ def test_seeing_far_fewer_people_than_the_last_good_run_fails(people, sync, db):
 
 
 def test_an_unreachable_directory_fails_the_run(people, sync, db, ldap_server):
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed_port = sock.getsockname()[1]
+    closed_port = free_port()
     staff(people, 1)
     sync()
     before = table_counts(db)

@@ -6,7 +6,7 @@ import datetime as dt
 
 from sqlalchemy import func, select
 
-from accessd import audit
+from accessd import audit, clock
 from accessd.lifecycle.offboarding import offboard, reenable
 from accessd.models import Account, AuditEvent, LifecycleEvent, RoleGrant
 
@@ -56,7 +56,7 @@ def test_offboarding_twice_changes_nothing_and_emits_no_second_event(db):
 
 
 def test_a_future_effective_date_only_schedules_the_departure(db):
-    last_day = dt.date.today() + dt.timedelta(days=14)
+    last_day = clock.today() + dt.timedelta(days=14)
     with db.session() as s:
         acc = make_account(s)
 

@@ -6,20 +6,20 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
 import time
 
-from lifecycle_helpers import make_settings
 from sqlalchemy import select, text
 
 from accessd.db import Database
-from accessd.lifecycle.locks import SyncBusy
+from accessd.errors import SyncBusy
 from accessd.lifecycle.sync import run_sync
 from accessd.lifecycle.sync_runs import INTERRUPTED
 from accessd.models import SyncRun
+from tests.support import free_port
+from tests.support.lifecycle import make_settings
 
 BUSY = re.compile(r"^a sync is already running since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC, run (\d+)$")
 
@@ -149,9 +149,7 @@ def test_two_inits_on_an_empty_database_both_succeed_and_migrate_once(empty_data
 
 
 def test_a_failed_sync_says_why_once_on_stderr(people, cli_env):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        closed_port = sock.getsockname()[1]
+    closed_port = free_port()
     env = {
         **cli_env,
         "ACCESSD_LDAP_URL": f"ldap://127.0.0.1:{closed_port}",

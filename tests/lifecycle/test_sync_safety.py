@@ -10,8 +10,6 @@ from pathlib import Path
 
 import ldap3
 import pytest
-from ldap_server import PERMANENT_POLICY, SUFFIX
-from lifecycle_helpers import account, make_settings
 from sqlalchemy import select
 
 from accessd.config import LdapSettings
@@ -22,6 +20,8 @@ from accessd.lifecycle.directory_mapping import clock_mark
 from accessd.lifecycle.offboarding import offboard, reenable
 from accessd.models import Account, LifecycleEvent, RoleGrant, SyncRun
 from accessd.pdp import revisions
+from tests.support.ldap import PERMANENT_POLICY, SUFFIX
+from tests.support.lifecycle import account, make_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

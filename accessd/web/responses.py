@@ -1,0 +1,13 @@
+"""JSON answers: every view and the error map write their bodies through :func:`json_response`."""
+
+from __future__ import annotations
+
+import json
+
+from flask import current_app
+
+
+def json_response(obj, status: int = 200, headers: dict | None = None):
+    """``obj`` as compact UTF-8 JSON (no ASCII escaping) with ``application/json``."""
+    body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    return current_app.response_class(body, status=status, mimetype="application/json", headers=headers)

@@ -1,0 +1,12 @@
+"""Helpers shared by the test packages (and by bench/): imported as ``tests.support.<module>``."""
+
+from __future__ import annotations
+
+import socket
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (also usable as a closed port)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
