@@ -19,7 +19,12 @@ from accessd.pdp.revisions import EngineHolder
 from accessd.pdp.service import DecisionService
 from accessd.pdp.subjects import SubjectCache
 from accessd.pdp.tokens import TokenCache
-from accessd.web import authzen, decisions_api, errors, health, openapi
+from accessd.ssf.delivery import Deliverer
+from accessd.web import authzen, decisions_api, errors, health, hr, openapi
+
+# not `scim` and `ssf`: in this namespace those names are the accessd.scim and accessd.ssf packages
+from accessd.web import scim as scim_api
+from accessd.web import ssf as ssf_api
 from accessd.web.sessions import BrowserOnlySessionInterface
 
 
@@ -36,10 +41,13 @@ class Services:
         # the writer thread starts lazily on the first decision, never here
         self.decision_log = DecisionLogWriter(self.db, settings.decision_log)
         self.decisions = DecisionService(self.engines, self.subjects, self.decision_log, settings)
+        # Shared Signals push delivery: starts with the first request or event, never here
+        self.ssf = Deliverer(self.db, settings.ssf)
 
     def close(self) -> None:
-        """Flush the decision log and stop its thread (tests and shutdown hooks)."""
+        """Flush the decision log and stop the background threads (tests and shutdown hooks)."""
         self.decision_log.close()
+        self.ssf.close()
 
 
 def create_app(settings: Settings | dict | None = None) -> Flask:
@@ -63,6 +71,6 @@ def create_app(settings: Settings | dict | None = None) -> Flask:
 
     app.session_interface = BrowserOnlySessionInterface()
     errors.init_app(app)
-    for module in (health, authzen, openapi, decisions_api):
+    for module in (health, authzen, openapi, decisions_api, hr, scim_api, ssf_api):
         app.register_blueprint(module.bp)
     return app

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from accessd import audit, clock
 from accessd.errors import Conflict, Invalid, NotFound
+from accessd.lifecycle import signals
 from accessd.models import (
     ACCOUNT_STATUSES,
     GRANT_SOURCES,
@@ -46,6 +47,8 @@ _FIELDS = frozenset(
         *COLUMN_ATTRIBUTES,
         "directory_key",
         "directory_dn",
+        "origin",
+        "external_id",
         "attributes",
         "status",
         "status_reason",
@@ -57,7 +60,7 @@ _DATE_FIELDS = ("start_date", "end_date")
 # control characters and lone surrogates (undecodable command-line bytes): refused in any text
 _BAD_TEXT = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
-_LIFECYCLE_STATUS_KINDS = ("joiner", "leaver", "rehire")
+_LIFECYCLE_STATUS_KINDS = ("joiner", "leaver", "leaver_confirmed", "rehire", "suspended", "resumed")
 
 
 def get_by_subject_id(session: Session, subject_id: str) -> Account:
@@ -122,6 +125,7 @@ def upsert(
     actor: str = "system",
     source: str = "system",
     reason: str | None = None,
+    event_ref: str | None = None,
     **fields,
 ) -> Account:
     """Create or update the account ``subject_id`` with ``fields`` (account columns; ``attributes``
@@ -129,7 +133,8 @@ def upsert(
 
     A new account gets a ``joiner`` lifecycle event and an ``account.create`` audit record; an
     update that changes something gets a ``mover`` event and an ``account.update`` record with
-    the old and new values. ``source`` says where the change came from (cli, admin, ...).
+    the old and new values. ``source`` says where the change came from (cli, admin, ...),
+    ``event_ref`` the event it came from (recorded on the lifecycle event).
     """
     _check_fields(subject_id, fields)
     start, end = fields.get("start_date"), fields.get("end_date")
@@ -151,7 +156,7 @@ def upsert(
         except IntegrityError as exc:  # a concurrent add of the same subject id or key
             raise Conflict(f"an account with subject id {subject_id!r} or the same keys exists") from exc
         detail = {k: _jsonable(v) for k, v in sorted(fields.items()) if v not in (None, "", {})}
-        _event(session, account, "joiner", reason or "account created", source, actor, now)
+        record_event(session, account, "joiner", reason or "account created", source, actor, now, event_ref)
         audit.record(session, actor, "account.create", _target(account), {"source": source, **detail})
         return account
     changed = {}
@@ -165,7 +170,7 @@ def upsert(
     if changed:
         account.updated_at = now
         session.flush()
-        _event(session, account, "mover", reason or "account updated", source, actor, now)
+        record_event(session, account, "mover", reason or "account updated", source, actor, now, event_ref)
         audit.record(
             session, actor, "account.update", _target(account), {"source": source, "changed": changed}
         )
@@ -238,6 +243,7 @@ def grant(
         if role not in roles:
             raise Invalid(f"unknown role {role!r}; the policy in force knows: {', '.join(sorted(roles))}")
     now = utcnow()
+    new_role = role not in account.roles
     g = RoleGrant(role=role, source=source, source_ref=source_ref, granted_by=actor, granted_at=now)
     account.grants.append(g)
     account.updated_at = now
@@ -249,6 +255,8 @@ def grant(
         _target(account),
         {"role": role, "source": source, "source_ref": source_ref},
     )
+    if new_role:
+        signals.emit(session, account, "roles_changed", roles=sorted(account.roles))
     return g
 
 
@@ -276,6 +284,8 @@ def revoke(session: Session, account: Account, role: str, *, actor: str) -> bool
     account.updated_at = now
     session.flush()
     audit.record(session, actor, "account.revoke", _target(account), {"role": role, "source": "manual"})
+    if role not in account.roles:
+        signals.emit(session, account, "roles_changed", roles=sorted(account.roles))
     return True
 
 
@@ -309,6 +319,7 @@ def subject_for(account: Account) -> Subject:
         status=account.status,
         start_date=account.start_date,
         end_date=account.end_date,
+        departure_at=account.departure_at.replace(tzinfo=dt.UTC) if account.departure_at else None,
     )
 
 
@@ -347,7 +358,7 @@ def list_accounts(
 
 
 def status_event(session: Session, account: Account) -> LifecycleEvent | None:
-    """The newest lifecycle event that set the account's status (joiner, leaver, rehire)."""
+    """The newest lifecycle event that set the account's status (joiner, leaver, rehire, suspension)."""
     return session.scalars(
         select(LifecycleEvent)
         .where(LifecycleEvent.account_id == account.id, LifecycleEvent.kind.in_(_LIFECYCLE_STATUS_KINDS))
@@ -390,10 +401,17 @@ def _target(account: Account) -> str:
     return f"account:{account.subject_id}"
 
 
-def _event(session: Session, account: Account, kind: str, reason: str, source: str, actor: str, at) -> None:
+def record_event(session: Session, account: Account, kind, reason, source, actor, at, event_ref=None) -> None:
+    """One lifecycle event (joiner, mover, leaver, ...) of ``account``, with its typed source."""
     session.add(
         LifecycleEvent(
-            account_id=account.id, kind=kind, reason=reason[:200], source=source, actor=actor, at=at
+            account_id=account.id,
+            kind=kind,
+            reason=reason[:200],
+            source=str(source),
+            actor=actor,
+            at=at,
+            event_ref=event_ref[:200] if event_ref else None,
         )
     )
 

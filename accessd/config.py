@@ -15,6 +15,7 @@ problems; ``accessd config check`` prints them.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import os
@@ -29,7 +30,7 @@ from accessd import clock
 from accessd.errors import Invalid
 
 ROOT = Path(__file__).resolve().parent.parent
-SECRET_FIELDS = {"secret_key", "bind_password", "webhook_secret"}
+SECRET_FIELDS = {"secret_key", "bind_password", "sources"}
 
 
 @dataclass
@@ -91,6 +92,54 @@ class DecisionLogSettings:
 
 
 @dataclass
+class ScimSettings:
+    """The SCIM 2.0 server at /scim/v2 (docs/scim.md)."""
+
+    # SCIM group displayName -> list of roles; membership of a mapped group grants them
+    # (source "scim"), an unmapped group grants nothing. Names match case-insensitively.
+    group_roles: dict = field(default_factory=dict)
+    max_results: int = 1000  # most resources one search returns (a page of at most this many)
+    bulk_max_operations: int = 1000  # most operations in one /Bulk request
+
+
+@dataclass
+class HrSettings:
+    """Signed HR events at /hr/v1/events (docs/hr-events.md)."""
+
+    # HR source name -> its Standard Webhooks secret ("whsec_" + base64 of 24-64 random bytes);
+    # a secret: only from the environment, ACCESSD_HR_SOURCES='{"workday": "whsec_..."}' (JSON)
+    # or ACCESSD_HR_SOURCES_FILE; `config show` prints the names, never the secrets
+    sources: dict = field(default_factory=dict)
+
+
+@dataclass
+class StaleSettings:
+    """The daily sweep for stale and orphan accounts (docs/hr-events.md)."""
+
+    action: str = "report"  # report | suspend (stale accounts, through offboarding.suspend)
+    days: int = 90  # no decision and no sign-in for this many days makes an account stale
+    # the sweep suspends nobody when more than this share of the active accounts would be
+    # suspended (an empty or purged decision log is no evidence that nobody works)
+    max_ratio: float = 0.25
+
+
+@dataclass
+class SsfSettings:
+    """The Shared Signals transmitter (docs/ssf.md): push retries, outbox polling, poll delivery."""
+
+    retry_first_seconds: float = 1.0  # wait before the 2nd push attempt; doubles per attempt ...
+    retry_max_seconds: float = 300.0  # ... up to this
+    max_attempts: int = 10  # push attempts before a delivery is marked failed (`accessd events`)
+    timeout_seconds: float = 5.0  # one push POST (connect + answer)
+    # each process's deliverer checks the outbox this often for events other processes queued
+    # (its own it sends right after their commit)
+    outbox_poll_seconds: float = 0.5
+    poll_wait_seconds: float = 5.0  # an RFC 8936 long poll is held at most this long
+    max_poll_events: int = 100  # most SETs one poll answer carries (and maxEvents' default)
+    key_retention_days: int = 30  # a retired signing key stays in the JWKS this long
+
+
+@dataclass
 class Settings:
     database_url: str = ""  # empty: sqlite file under instance_path
     instance_path: str = str(ROOT / "instance")
@@ -102,7 +151,6 @@ class Settings:
     # session cookies are Secure (https only), HttpOnly and SameSite=Lax; false only for a local
     # demo over plain http (scripts/run-demo)
     session_cookie_secure: bool = True
-    webhook_secret: str = ""
     # IANA name; "today" everywhere (start and end dates, the scheduler) is a day in this zone
     timezone: str = "UTC"
     log_level: str = "INFO"
@@ -110,6 +158,10 @@ class Settings:
     sync: SyncSettings = field(default_factory=SyncSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     decision_log: DecisionLogSettings = field(default_factory=DecisionLogSettings)
+    ssf: SsfSettings = field(default_factory=SsfSettings)
+    scim: ScimSettings = field(default_factory=ScimSettings)
+    hr: HrSettings = field(default_factory=HrSettings)
+    stale: StaleSettings = field(default_factory=StaleSettings)
 
     @property
     def effective_public_url(self) -> str:
@@ -149,6 +201,35 @@ class Settings:
                 problems.append(f"decision_log.{name}: must be positive")
         if self.decision_log.max_wait_seconds < 0:
             problems.append("decision_log.max_wait_seconds: must not be negative")
+        for name in (
+            "retry_first_seconds",
+            "retry_max_seconds",
+            "max_attempts",
+            "timeout_seconds",
+            "outbox_poll_seconds",
+            "max_poll_events",
+            "key_retention_days",
+        ):
+            if getattr(self.ssf, name) <= 0:
+                problems.append(f"ssf.{name}: must be positive")
+        if self.ssf.poll_wait_seconds < 0:
+            problems.append("ssf.poll_wait_seconds: must not be negative")
+        problems.extend(_group_roles_problems("scim.group_roles", self.scim.group_roles))
+        for name in ("max_results", "bulk_max_operations"):
+            if getattr(self.scim, name) <= 0:
+                problems.append(f"scim.{name}: must be positive")
+        problems.extend(_hr_sources_problems(self.hr.sources))
+        if self.stale.action not in ("report", "suspend"):
+            problems.append("stale.action: must be report or suspend")
+        if self.stale.days <= 0:
+            problems.append("stale.days: must be positive")
+        elif self.decision_log.enabled and self.stale.days > self.decision_log.retention_days:
+            problems.append(
+                "stale.days: more than decision_log.retention_days; older decisions are purged, "
+                "so every account would look stale"
+            )
+        if not 0 <= self.stale.max_ratio <= 1:
+            problems.append("stale.max_ratio: must be between 0 and 1")
         return problems
 
     def warnings(self) -> list[str]:
@@ -170,6 +251,43 @@ class Settings:
         return _masked(dataclasses.asdict(self))
 
 
+def _group_roles_problems(name: str, mapping) -> list[str]:
+    """``mapping`` must be group name -> role or list of roles (non-empty text)."""
+    if not isinstance(mapping, dict):
+        return [f"{name}: must be a table of group name = [roles]"]
+    problems = []
+    for group, roles in mapping.items():
+        roles = [roles] if isinstance(roles, str) else roles
+        if not isinstance(roles, list) or not all(isinstance(r, str) and r.strip() for r in roles):
+            problems.append(f"{name}: {group!r} must map to a role or a list of roles")
+    return problems
+
+
+def _hr_sources_problems(sources) -> list[str]:
+    """``hr.sources`` must map names (used in URLs and records) to distinct Standard Webhooks
+    secrets. A problem names the source, never the secret."""
+    if not isinstance(sources, dict):
+        return ['hr.sources: must be a JSON object of source name -> "whsec_..." secret']
+    problems, seen = [], {}
+    for name, secret in sources.items():
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+            problems.append(f"hr.sources: {name[:70]!r} must be 1-64 letters, digits, '_', '.', '-'")
+            continue
+        raw = None
+        if isinstance(secret, str) and secret.startswith("whsec_"):
+            try:
+                raw = base64.b64decode(secret[6:], validate=True)
+            except ValueError:
+                raw = None
+        if raw is None or not 24 <= len(raw) <= 64:
+            problems.append(f"hr.sources: the secret of {name!r} must be 'whsec_' + base64 of 24-64 bytes")
+        elif raw in seen:
+            problems.append(f"hr.sources: {name!r} and {seen[raw]!r} share a secret; each needs its own")
+        else:
+            seen[raw] = name
+    return problems
+
+
 def _is_base_url(url: str) -> bool:
     parts = urlsplit(url)
     return parts.scheme in ("http", "https") and bool(parts.netloc) and not parts.query and not parts.fragment
@@ -178,7 +296,9 @@ def _is_base_url(url: str) -> bool:
 def _masked(d: dict) -> dict:
     return {
         k: (
-            _masked(v)
+            {name: "***" for name in v}  # a map of secrets (hr.sources): names shown, values not
+            if isinstance(v, dict) and k in SECRET_FIELDS
+            else _masked(v)
             if isinstance(v, dict) and k not in ("attributes", "group_roles")
             else ("***" if (k in SECRET_FIELDS and v) else mask_url(v) if k.endswith("url") else v)
         )
@@ -246,7 +366,7 @@ def _from_env(obj, env: dict, prefix: str) -> None:
         elif f"{name}_FILE" in env:
             path = Path(env[f"{name}_FILE"])
             try:
-                setattr(obj, key, path.read_text().strip())
+                setattr(obj, key, _coerce(path.read_text().strip(), hints[key], f"{name}_FILE"))
             except OSError as exc:
                 raise Invalid(f"{name}_FILE: cannot read {path}: {exc.strerror}") from exc
 

@@ -1,7 +1,8 @@
 """gunicorn settings for accessd: ``gunicorn -c python:accessd.gunicorn_conf accessd.wsgi:app``.
 
-The hook flushes each worker's decision log when the worker exits (atexit covers it too; this is
-the belt to those braces, and it also runs when a worker is recycled after max_requests).
+Hooks: ``post_worker_init`` starts each worker's Shared Signals push deliverer at boot;
+``worker_exit`` flushes the worker's decision log (atexit covers it too; this is the belt to those
+braces, and it also runs when a worker is recycled after max_requests).
 gunicorn reads only the module's names that are its settings or hooks; the imported names and
 ``argv`` are ignored.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 from accessd.config import load_settings
 from accessd.errors import AccessdError
 from accessd.pdp.decision_log import close_all
+from accessd.ssf.delivery import start_all as start_deliverers
 
 # the longest path a Unix socket may have is 107 bytes on Linux (104 on BSD and macOS)
 _MAX_SOCKET_PATH = 100
@@ -45,6 +47,12 @@ def on_starting(server):
         cfg.set("control_socket_disable", True)
         return
     cfg.set("control_socket", path)
+
+
+def post_worker_init(worker):
+    """Start the worker's Shared Signals push deliverer at boot, not at its first request: events
+    queued by the CLI or the scheduler are delivered even by a server that gets no traffic."""
+    start_deliverers()
 
 
 def worker_exit(server, worker):

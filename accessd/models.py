@@ -16,20 +16,25 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from accessd import clock
+
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    """The clock's current instant as naive UTC (how every table stores times)."""
+    return clock.now().astimezone(dt.UTC).replace(tzinfo=None)
 
 
 class Base(DeclarativeBase):
     pass
 
 
-ACCOUNT_STATUSES = ("active", "disabled", "pending")
-GRANT_SOURCES = ("directory", "manual")
+ACCOUNT_STATUSES = ("active", "suspended", "disabled", "pending")
+GRANT_SOURCES = ("directory", "manual", "scim")
 
 
 #: Account columns that are subject attributes, under the same names as the columns (and as the
@@ -51,6 +56,8 @@ class Account(Base):
     """An employee: the subject of decisions. Keyed by the directory's stable key."""
 
     __tablename__ = "account"
+    # SCIM's userName is case-insensitive: lookups and the uniqueness check use lower(username)
+    __table_args__ = (Index("ix_account_username_lower", func.lower(text("username"))),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # the subject id applications send (AuthZEN subject.id); defaults to the username
@@ -73,6 +80,10 @@ class Account(Base):
     # who disabled the account (the offboard ``source``): directory | admin | cli | hr | scim |
     # scheduler; the directory sync re-enables only accounts it disabled itself
     disabled_by: Mapped[str | None] = mapped_column(String(16))
+    # the moment access ends (UTC): end of end_date in settings.timezone, or an exact HR time
+    departure_at: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)
+    external_id: Mapped[str | None] = mapped_column(String(200))  # SCIM externalId
+    origin: Mapped[str | None] = mapped_column(String(16))  # the Source that created the account
     start_date: Mapped[dt.date | None] = mapped_column(Date)
     end_date: Mapped[dt.date | None] = mapped_column(Date)  # last working day
     disabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
@@ -146,6 +157,7 @@ class AdminUser(Base):
     console_role: Mapped[str] = mapped_column(String(32), default="admin")  # admin | auditor | helpdesk
     account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
 class SyncRun(Base):
@@ -209,7 +221,8 @@ class LifecycleEvent(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str | None] = mapped_column(String(200))
-    source: Mapped[str] = mapped_column(String(32))  # directory | scheduler | hr | scim | admin | cli
+    source: Mapped[str] = mapped_column(String(32))  # a lifecycle.states.Source
+    event_ref: Mapped[str | None] = mapped_column(String(200))  # HR event id, SCIM request, sync run
     actor: Mapped[str] = mapped_column(String(200))
     at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -249,7 +262,11 @@ class DecisionLog(Base):
     """One decision: who asked about what, for which purpose, and the answer. No attribute values."""
 
     __tablename__ = "decision_log"
-    __table_args__ = (Index("ix_decision_resource", "resource_type", "resource_id", "at"),)
+    __table_args__ = (
+        Index("ix_decision_resource", "resource_type", "resource_id", "at"),
+        # a person's decisions (auditors' --subject queries, the stale-account sweep)
+        Index("ix_decision_subject_at", "subject_id", "at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
@@ -264,3 +281,106 @@ class DecisionLog(Base):
     decision: Mapped[str] = mapped_column(String(16))  # allow | mask | deny | partial
     reason: Mapped[str] = mapped_column(String(64))
     revision: Mapped[int | None] = mapped_column(Integer)
+
+
+class ScimGroup(Base):
+    """A group as SCIM clients (HR systems) manage it; mapped to roles by ``scim.group_roles``."""
+
+    __tablename__ = "scim_group"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(200), unique=True)
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ScimGroupMember(Base):
+    __tablename__ = "scim_group_member"
+
+    group_id: Mapped[str] = mapped_column(ForeignKey("scim_group.id", ondelete="CASCADE"), primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("account.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class HrEvent(Base):
+    """A signed HR event as received (replay protection by (source, event_id)) and what became of it."""
+
+    __tablename__ = "hr_event"
+    __table_args__ = (UniqueConstraint("source", "event_id", name="uq_hr_event_source_event_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[str] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(32))  # hire | termination | leave | return | rehire
+    employee_number: Mapped[str | None] = mapped_column(String(64))
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    effective_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class SsfKey(Base):
+    """A signing key for Security Event Tokens (private JWK: never shown or logged)."""
+
+    __tablename__ = "ssf_key"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    private_jwk: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    retired_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class SsfStream(Base):
+    """A Shared Signals stream to one receiver (SSF 1.0 stream configuration)."""
+
+    __tablename__ = "ssf_stream"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client: Mapped[str | None] = mapped_column(String(200))  # the API client that manages it
+    audience: Mapped[list] = mapped_column(JSON, default=list)
+    delivery_method: Mapped[str] = mapped_column(String(200))
+    endpoint_url: Mapped[str | None] = mapped_column(String(2000))
+    authorization_header: Mapped[str | None] = mapped_column(Text)  # secret: never shown or logged
+    events_requested: Mapped[list] = mapped_column(JSON, default=list)
+    events_delivered: Mapped[list] = mapped_column(JSON, default=list)
+    subject_format: Mapped[str] = mapped_column(String(32), default="email")
+    description: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="enabled")  # enabled | paused | disabled
+    status_reason: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SsfStreamSubject(Base):
+    """A subject a receiver removed from its stream (default_subjects is ALL: every account
+    is in a stream except the ones listed here)."""
+
+    __tablename__ = "ssf_stream_subject"
+
+    stream_id: Mapped[str] = mapped_column(ForeignKey("ssf_stream.id", ondelete="CASCADE"), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+
+
+class SsfOutbox(Base):
+    """A signed SET waiting for (or done with) delivery; written in the transaction of the change."""
+
+    __tablename__ = "ssf_outbox"
+    __table_args__ = (
+        Index("ix_ssf_outbox_due", "status", "next_attempt_at"),
+        Index("ix_ssf_outbox_stream_subject", "stream_id", "subject_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    stream_id: Mapped[str] = mapped_column(ForeignKey("ssf_stream.id", ondelete="CASCADE"))
+    jti: Mapped[str] = mapped_column(String(64), unique=True)
+    subject_id: Mapped[str] = mapped_column(String(200))
+    event_type: Mapped[str] = mapped_column(String(200))
+    token: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

@@ -52,6 +52,7 @@ from accessd.demo import CLIENT_RECORD
 from accessd.models import DecisionLog
 from accessd.pdp import tokens
 from tests.support import free_port
+from tests.support.postgres import PostgresServer
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRATCH = ROOT / "bench" / ".scratch"
@@ -185,17 +186,10 @@ def count_log_rows(url: str) -> int:
 
 
 class Postgres:
-    """A throwaway PostgreSQL server: the tests' ``PostgresServer`` (tests/conftest.py)."""
+    """A throwaway PostgreSQL server (the tests' :class:`tests.support.postgres.PostgresServer`)."""
 
     def __enter__(self) -> str:
-        import importlib.util
-
-        spec = importlib.util.spec_from_file_location(
-            "accessd_tests_conftest", ROOT / "tests" / "conftest.py"
-        )
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        self.server = module.PostgresServer()
+        self.server = PostgresServer()
         self.server.start()
         self.server.execute("CREATE DATABASE bench")
         return self.server.url("bench")

@@ -8,12 +8,10 @@ Each test gets a fresh database cloned from a migrated template, so tests never 
 
 from __future__ import annotations
 
-import glob
 import itertools
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -22,81 +20,13 @@ import pytest
 from accessd import clock as the_clock  # the fixture below is named clock
 from accessd.db import Database
 from tests.support import free_port
+from tests.support.postgres import PostgresServer
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY_DIR = ROOT / "policies"
 
 # fixtures for the decision API and for the LDAP directory, shared by several test packages
 pytest_plugins = ("tests.support.api_fixtures", "tests.support.directory_fixtures")
-
-
-def _pg_bindir() -> Path:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-    if not found:
-        pytest.fail("PostgreSQL server binaries not found; run scripts/test (it installs postgresql)")
-    return Path(found[-1]).parent
-
-
-class PostgresServer:
-    """A throwaway PostgreSQL cluster in a temp dir (run as 'postgres' when we are root)."""
-
-    def __init__(self):
-        self.bindir = _pg_bindir()
-        self.port = free_port()
-        self.root = Path(tempfile.mkdtemp(prefix="accessd-pg-"))
-        self.data = self.root / "data"
-        self.as_root = os.geteuid() == 0
-        if self.as_root:
-            shutil.chown(self.root, "postgres", "postgres")
-            os.chmod(self.root, 0o700)
-        self.user = "postgres" if self.as_root else os.environ.get("USER", "postgres")
-
-    def _run(self, *args: str) -> None:
-        cmd = list(args)
-        if self.as_root:
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        subprocess.run(cmd, check=True, capture_output=True)
-
-    def start(self) -> None:
-        self._run(
-            str(self.bindir / "initdb"),
-            "-D",
-            str(self.data),
-            "-A",
-            "trust",
-            "-U",
-            self.user,
-            "--no-sync",
-            "-E",
-            "UTF8",
-        )
-        opts = f"-p {self.port} -k {self.root} -h 127.0.0.1 -c fsync=off -c full_page_writes=off"
-        self._run(
-            str(self.bindir / "pg_ctl"),
-            "-D",
-            str(self.data),
-            "-o",
-            opts,
-            "-w",
-            "-l",
-            str(self.root / "log"),
-            "start",
-        )
-
-    def stop(self) -> None:
-        try:
-            self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
-        finally:
-            shutil.rmtree(self.root, ignore_errors=True)
-
-    def url(self, dbname: str) -> str:
-        return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{dbname}"
-
-    def execute(self, sql: str) -> None:
-        import psycopg
-
-        with psycopg.connect(self.url("postgres").replace("+psycopg", ""), autocommit=True) as conn:
-            conn.execute(sql)
 
 
 @pytest.fixture(scope="session")

@@ -22,10 +22,13 @@ from sqlalchemy.orm import Session
 from accessd import accounts
 from accessd.cli.base import Context, Group, actor, pass_ctx
 from accessd.errors import Invalid
-from accessd.lifecycle.offboarding import reenable
+from accessd.lifecycle import stale
+from accessd.lifecycle.offboarding import cancel_departure, reenable, resume, suspend
+from accessd.lifecycle.states import Source
 from accessd.models import ACCOUNT_STATUSES, Account
+from accessd.scim import roles as scim_roles
 
-SOURCE = "cli"
+SOURCE = Source.CLI
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -197,7 +200,9 @@ def account_show(c: Context, subject_id: str, limit: int, as_json: bool):
     with _account(c, subject_id) as (s, acc):
         ev = accounts.status_event(s, acc)
         # who disabled it is recorded on the account (typed); otherwise the newest status event says
-        source = (acc.disabled_by if acc.status == "disabled" else None) or (ev.source if ev else None)
+        source = (acc.disabled_by if acc.status in ("disabled", "suspended") else None) or (
+            ev.source if ev else None
+        )
         data = {
             "subject": acc.subject_id,
             "status": acc.status,
@@ -207,7 +212,9 @@ def account_show(c: Context, subject_id: str, limit: int, as_json: bool):
             "status_changed_at": _iso(ev.at) if ev else None,
             "start_date": _iso(acc.start_date),
             "end_date": _iso(acc.end_date),
+            "departure_at": _iso(acc.departure_at) + "Z" if acc.departure_at else None,
             "disabled_at": _iso(acc.disabled_at),
+            "origin": acc.origin,
             "directory_key": acc.directory_key,
             "directory_dn": acc.directory_dn,
             "attributes": accounts.subject_attributes(acc),
@@ -221,6 +228,7 @@ def account_show(c: Context, subject_id: str, limit: int, as_json: bool):
                 }
                 for g in sorted(acc.grants, key=lambda g: (g.role, g.source))
             ],
+            "scim_groups": scim_roles.groups_of(s, acc, scim_roles.GroupRoles(c.settings.scim.group_roles)),
             "history": [{**h, "at": _iso(h["at"])} for h in accounts.history(s, acc, limit or None)],
         }
     if as_json:
@@ -236,6 +244,8 @@ def account_show(c: Context, subject_id: str, limit: int, as_json: bool):
         status += f" (source {source}" + (f", by {ev.actor}, {ev.at:%Y-%m-%d %H:%M})" if ev else ")")
     click.echo(f"status:      {status}")
     click.echo(f"dates:       start {data['start_date'] or '-'}, last day {data['end_date'] or '-'}")
+    if data["departure_at"] and acc.status != "disabled":
+        click.echo(f"departure:   access ends at {data['departure_at']} (scheduled)")
     if acc.directory_key:
         click.echo(f"directory:   {acc.directory_dn or '-'} (key {acc.directory_key})")
     click.echo("grants:" + ("" if data["grants"] else "      none"))
@@ -244,6 +254,9 @@ def account_show(c: Context, subject_id: str, limit: int, as_json: bool):
         click.echo(
             f"  {g['role']:<20} {g['source']}{ref} (granted {g['granted_at'][:16]} by {g['granted_by']})"
         )
+    for g in data["scim_groups"]:  # what each SCIM group grants under scim.group_roles now
+        roles = ", ".join(g["roles"]) or "no roles (not in scim.group_roles)"
+        click.echo(f"scim group:  {g['name']} -> {roles}")
     click.echo("history:" + ("" if data["history"] else "     none"))
     for h in data["history"]:
         at = h["at"][:19].replace("T", " ")
@@ -313,5 +326,81 @@ def account_enable(c: Context, subject_id: str, reason: str | None):
     click.echo(f"{subject_id}: re-enabled; grant roles with `accessd account grant`")
 
 
+def _lifecycle_command(name: str, routine, done: str, refused: str, doc: str) -> None:
+    """``accessd account NAME SUBJECT --reason R``: one lifecycle routine, its outcome in words."""
+
+    @account.command(name, help=doc)
+    @subject_argument
+    @click.option("--reason", help="recorded on the account and in the audit trail (required)")
+    @pass_ctx
+    def command(c: Context, subject_id: str, reason: str | None):
+        reason = accounts.check_reason(reason)
+        with _account(c, subject_id) as (s, acc):
+            if not routine(s, acc, reason=reason, source=SOURCE, actor=actor()):
+                click.echo(f"{subject_id}: {refused} (status {acc.status}); nothing changed")
+                return
+        click.echo(f"{subject_id}: {done}")
+
+
+_lifecycle_command(
+    "suspend",
+    suspend,
+    "suspended",
+    "not active",
+    "Suspend the active account SUBJECT (leave of absence): denied from now on, grants kept, "
+    "sessions in connected applications ended; `account resume` lifts it.",
+)
+_lifecycle_command(
+    "resume",
+    resume,
+    "resumed",
+    "not suspended",
+    "Lift the suspension of SUBJECT: active again with its grants.",
+)
+_lifecycle_command(
+    "cancel-departure",
+    cancel_departure,
+    "departure cancelled",
+    "no departure to cancel",
+    "Withdraw the scheduled departure of SUBJECT (not yet carried out): its end date is cleared.",
+)
+
+
+@account.command("stale")
+@click.option(
+    "--days", type=click.IntRange(min=1), help="idle days that make an account stale (default: stale.days)"
+)
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
+@pass_ctx
+def account_stale(c: Context, days: int | None, as_json: bool):
+    """Active accounts with no decision and no sign-in for DAYS days, and accounts no source knows
+    any more (orphans), with the evidence; a summary on stderr. Changes nothing."""
+    with c.db.session() as s:
+        report = stale.find(s, c.settings, days)
+    for f in report.findings:
+        if as_json:
+            click.echo(json.dumps(f.to_json()))
+            continue
+        what = "+".join(w for w, on in (("stale", f.stale), ("orphan", f.orphan)) if on)
+        day = lambda moment: moment.date().isoformat() if moment else "-"  # noqa: E731
+        cells = (
+            f.subject_id,
+            what,
+            f.idle_days,
+            day(f.last_decision),
+            day(f.last_sign_in),
+            f.origin,
+            f.orphan,
+        )
+        click.echo("\t".join(str(cell) if cell not in (None, "") else "-" for cell in cells))
+    click.echo(
+        f"{len(report.stale)} stale (idle {report.days}+ days), {len(report.orphans)} orphans "
+        f"of {report.active} active accounts",
+        err=True,
+    )
+
+
 def register(cli: click.Group) -> None:
     cli.add_command(account)
+    # `accessd accounts ...` names the same commands (the issue's spelling); hidden from --help
+    cli.add_command(AccountGroup(name="accounts", commands=account.commands, hidden=True, help=account.help))

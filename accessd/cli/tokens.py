@@ -15,7 +15,7 @@ def token():
 
 @token.command("create")
 @click.option("--name", required=True, help="the client's name (unique)")
-@click.option("--scope", required=True, type=click.Choice(["decide", "admin", "hr"]))
+@click.option("--scope", required=True, type=click.Choice(["decide", "admin", "hr", "ssf"]))
 @click.option("--default-purpose", help="purpose assumed when this client's request names none")
 @pass_ctx
 def token_create(c: Context, name: str, scope: str, default_purpose: str | None):

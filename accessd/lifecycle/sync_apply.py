@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from accessd import audit
 from accessd.config import Settings
+from accessd.lifecycle import signals
 from accessd.lifecycle.directory_mapping import PROFILE_FIELDS
 from accessd.lifecycle.offboarding import offboard, reenable
 from accessd.lifecycle.sync_actions import Action, Grant, Join, Leave, Reenable, Revoke, SyncPlan, Update
@@ -81,6 +82,7 @@ class _Writes:
     session: Session
     actor: str
     now: dt.datetime
+    ref: str  # the event every change of this application came from: "sync_run:<id>"
     applied: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     events: list[dict] = field(default_factory=list)  # lifecycle events, written at the end
     created: dict[str, int] = field(default_factory=dict)  # directory key -> id of a new account
@@ -104,7 +106,7 @@ def _date(v):
 def apply_plan(session: Session, plan: SyncPlan, *, run_id: int, actor: str) -> dict[str, int]:
     """Write ``plan`` with bulk statements; tolerant of steps already done (an approved plan may
     be applied after some of it happened by other means). Returns per-action counts applied."""
-    w = _Writes(session, actor, utcnow())
+    w = _Writes(session, actor, utcnow(), f"sync_run:{run_id}")
     _apply_leaves(w, plan.of_kind(Leave))
     _apply_updates(w, plan.of_kind(Update))
     _apply_joins(w, plan.of_kind(Join))
@@ -118,7 +120,14 @@ def apply_plan(session: Session, plan: SyncPlan, *, run_id: int, actor: str) -> 
         session.execute(
             insert(LifecycleEvent),
             [
-                {**e, "reason": (e["reason"] or "")[:200], "source": SOURCE, "actor": actor, "at": w.now}
+                {
+                    **e,
+                    "reason": (e["reason"] or "")[:200],
+                    "source": SOURCE,
+                    "actor": actor,
+                    "at": w.now,
+                    "event_ref": w.ref,
+                }
                 for e in w.events
             ],
         )
@@ -132,7 +141,16 @@ def apply_plan(session: Session, plan: SyncPlan, *, run_id: int, actor: str) -> 
             {"kind": plan.kind, "planned": plan.counts(), "applied": dict(w.applied)},
         )
     session.expire_all()
+    _signal_role_changes(session, w.touched - set(w.created.values()))
     return dict(w.applied)
+
+
+def _signal_role_changes(session: Session, account_ids: set[int]) -> None:
+    """Tell the connected applications whose roles the directory changed (new accounts aside:
+    no application has a session of theirs yet)."""
+    if account_ids:
+        for acc in session.scalars(select(Account).where(Account.id.in_(account_ids)).order_by(Account.id)):
+            signals.emit(session, acc, "roles_changed", roles=sorted(acc.roles), source=SOURCE)
 
 
 def _action_row(a: Action, run_id: int, created: dict[str, int]) -> dict:
@@ -159,7 +177,13 @@ def _one_by_one(w: _Writes, actions: list, kind: str, routine: Callable[[Account
 def _apply_leaves(w: _Writes, leaves: list[Leave]) -> None:
     def leave(acc: Account, a: Leave) -> bool:
         return offboard(
-            w.session, acc, reason=a.reason, source=SOURCE, actor=w.actor, effective=_date(a.effective)
+            w.session,
+            acc,
+            reason=a.reason,
+            source=SOURCE,
+            actor=w.actor,
+            effective=_date(a.effective),
+            event_ref=w.ref,
         )
 
     _one_by_one(w, leaves, "leave", leave)
@@ -238,7 +262,15 @@ def _apply_joins(w: _Writes, joins: list[Join]) -> None:
 
 def _apply_reenables(w: _Writes, reenables: list[Reenable]) -> None:
     def back(acc: Account, a: Reenable) -> bool:
-        return reenable(w.session, acc, reason=a.reason, source=SOURCE, actor=w.actor, roles=list(a.roles))
+        return reenable(
+            w.session,
+            acc,
+            reason=a.reason,
+            source=SOURCE,
+            actor=w.actor,
+            roles=list(a.roles),
+            event_ref=w.ref,
+        )
 
     _one_by_one(w, reenables, "reenable", back)
 

@@ -15,7 +15,7 @@ from accessd.errors import Conflict, Invalid, NotFound
 from accessd.models import ApiClient, utcnow
 from accessd.pdp import revisions
 
-SCOPES = ("decide", "admin", "hr")
+SCOPES = ("decide", "admin", "hr", "ssf")  # ssf: a Shared Signals receiver (docs/ssf.md)
 PREFIX = "acd_"
 
 

@@ -2,9 +2,9 @@
 
 Order of evaluation (default deny throughout):
 
-1. account status: ``status`` must be ``active`` (``pending`` -> account_pending, anything else
-   -> account_disabled); ``today < start_date`` -> account_not_started; ``today > end_date`` ->
-   account_ended.
+1. account status: ``status`` must be ``active`` (``pending`` -> account_pending, ``suspended``
+   -> account_suspended, anything else -> account_disabled); ``today < start_date`` ->
+   account_not_started; ``today > end_date`` or the clock past ``departure_at`` -> account_ended.
    An empty subject id -> unknown_subject (so ``r.sub.id`` is never empty in a condition).
 2. vocabulary: unknown resource type or action -> deny with that reason; no purpose -> the
    type's ``default_purpose``, and without one purpose_required; unknown purpose or field ->
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from functools import lru_cache
 from types import MappingProxyType
 
@@ -49,12 +49,14 @@ REASONS = (
     "unknown_subject",
     "account_disabled",
     "account_pending",
+    "account_suspended",
     "account_not_started",
     "account_ended",
     "condition_error",
 )
 
 _EMPTY: Mapping = MappingProxyType({})
+_INACTIVE = {"pending": "account_pending", "suspended": "account_suspended"}
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class Subject:
     status: str = "active"
     start_date: date | None = None
     end_date: date | None = None
+    departure_at: datetime | None = None  # aware: the moment access ends (a scheduled departure)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,10 +160,12 @@ class Engine:
         if not subject.id:
             return "unknown_subject"
         if subject.status != "active":
-            return "account_pending" if subject.status == "pending" else "account_disabled"
+            return _INACTIVE.get(subject.status, "account_disabled")
         if subject.start_date is not None and today < subject.start_date:
             return "account_not_started"
         if subject.end_date is not None and today > subject.end_date:
+            return "account_ended"
+        if subject.departure_at is not None and clock.now() >= subject.departure_at:
             return "account_ended"
         return None
 

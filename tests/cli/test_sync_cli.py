@@ -6,10 +6,11 @@ import datetime as dt
 import re
 
 import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from accessd import clock
+from accessd import clock, jobs
 from accessd.cli import main
 from accessd.errors import Invalid
 from accessd.lifecycle.locks import SyncLock
@@ -71,24 +72,21 @@ def test_the_offboard_command_is_idempotent(cli, people, db):
     assert cli("offboard", "nobody", "--reason", "x").exit_code == 2
 
 
-def test_the_scheduler_registers_incremental_full_and_expiry_jobs(settings):
-    from apscheduler.schedulers.background import BackgroundScheduler
-
-    from accessd import jobs
-
+def test_the_scheduler_registers_syncs_departures_and_retention(settings):
     sched = BackgroundScheduler(timezone="UTC")
     jobs.register(sched, settings)
     by_id = {j.id: j for j in sched.get_jobs()}
-    assert set(by_id) == {"ldap-incremental", "ldap-full", "expire-ended", "decision-log-retention"}
+    assert {"ldap-incremental", "ldap-full", "departures", "decision-log-retention"} <= set(by_id)
     assert by_id["ldap-incremental"].trigger.interval == dt.timedelta(minutes=5)
     assert "hour='2'" in str(by_id["ldap-full"].trigger)
+    # departures every minute, and once at start: what fell due while no scheduler ran
+    assert by_id["departures"].trigger.interval == dt.timedelta(minutes=1)
+    assert by_id["departures"].next_run_time is not None
 
 
 def test_the_scheduled_sync_job_runs_the_same_sync_and_the_sweep_offboards_past_end_dates(
     settings, people, db
 ):
-    from accessd import jobs
-
     people.add("alice")
     people.add("bob")
     assert jobs.directory_sync(db, settings, "full").counts == {"join": 2}
@@ -98,15 +96,13 @@ def test_the_scheduled_sync_job_runs_the_same_sync_and_the_sweep_offboards_past_
             1
         )
 
-    assert jobs.expire_ended_accounts(db) == 1
-    assert jobs.expire_ended_accounts(db) == 0
+    assert jobs.offboard_due_departures(db) == 1
+    assert jobs.offboard_due_departures(db) == 0
     with db.session() as s:
         assert s.scalar(select(Account.status).where(Account.subject_id == "bob")) == "disabled"
 
 
 def test_sync_runs_shows_where_each_run_came_from(cli, people, db, settings):
-    from accessd import jobs
-
     people.add("alice")
     assert cli("sync").exit_code == 0
     assert cli("sync", "--incremental", "--source", "cron").exit_code == 0

@@ -140,7 +140,7 @@ def test_the_end_date_sweep_and_the_offboarding_routine_use_the_zone_date(
         accounts.grant(s, accounts.upsert(s, subject_id="dave"), "billing")
         assert accounts.role_holder_counts(s) == {"billing": 1 if ended else 2}
 
-    assert jobs.expire_ended_accounts(db) == (1 if ended else 0)
+    assert jobs.offboard_due_departures(db) == (1 if ended else 0)
     with db.session() as s:
         dave = accounts.get_by_subject_id(s, "dave")
         assert offboard(s, dave, reason="resigned", source="cli", actor="test", effective=LAST_DAY)

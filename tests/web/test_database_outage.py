@@ -5,7 +5,6 @@ another connection holds the write lock while the writer's busy timeout is short
 
 from __future__ import annotations
 
-import importlib.util
 import sqlite3
 from pathlib import Path
 
@@ -17,20 +16,13 @@ from accessd.db import Database
 from accessd.pdp import revisions, tokens
 from tests.support.api import evaluation
 from tests.support.decision_log import count_rows, entry, wait_for
+from tests.support.postgres import PostgresServer
 
 TESTS = Path(__file__).resolve().parents[1]
 POLICY_DIR = TESTS.parent / "policies"
 
 
-def _postgres_server_class():
-    """``PostgresServer`` from tests/conftest.py (``conftest`` here names tests/api's)."""
-    spec = importlib.util.spec_from_file_location("accessd_tests_conftest", TESTS / "conftest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.PostgresServer
-
-
-class StoppablePostgres(_postgres_server_class()):
+class StoppablePostgres(PostgresServer):
     """A throwaway server that can be stopped and started again on the same data and port."""
 
     def options(self) -> str:
