@@ -137,6 +137,9 @@ class SsfSettings:
     poll_wait_seconds: float = 5.0  # an RFC 8936 long poll is held at most this long
     max_poll_events: int = 100  # most SETs one poll answer carries (and maxEvents' default)
     key_retention_days: int = 30  # a retired signing key stays in the JWKS this long
+    # delivered events are deleted this long after delivery (failed ones are kept for `accessd
+    # events retry` the same time after their creation); pending events are never deleted
+    outbox_retention_days: int = 30
 
 
 @dataclass

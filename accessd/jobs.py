@@ -3,7 +3,8 @@
 Job functions call the same service functions as the CLI. ``register(scheduler, settings)``
 adds: an incremental directory sync every ``sync.incremental_minutes``, a full sync on
 ``sync.full_cron``, every minute (and at start) the departures that are due, and a daily
-purge of decision records older than ``decision_log.retention_days``, and a daily sweep that reports
+purge of decision records older than ``decision_log.retention_days`` and of delivered Shared Signals
+events older than ``ssf.outbox_retention_days``, and a daily sweep that reports
 (or, with ``stale.action = "suspend"``, suspends) stale and orphan accounts. At start it also
 starts the Shared Signals push deliverer (:func:`start_event_delivery`).
 Directory jobs never overlap, in this process or any other on any host: a run that finds the
@@ -29,6 +30,7 @@ from accessd.lifecycle.states import Source, Status
 from accessd.lifecycle.sync import SyncResult, run_sync
 from accessd.models import Account, utcnow
 from accessd.pdp import decision_queries
+from accessd.ssf import outbox
 from accessd.ssf.delivery import Deliverer
 
 log = logging.getLogger(__name__)
@@ -104,6 +106,14 @@ def purge_decision_log(db: Database, retention_days: int) -> int:
     return removed
 
 
+def purge_event_outbox(db: Database, retention_days: int) -> int:
+    """Delete Shared Signals events delivered (or given up) longer ago than the retention."""
+    with db.session() as s:
+        removed = outbox.purge(s, retention_days)
+    log.info("event outbox: purged %d events older than %d days", removed, retention_days)
+    return removed
+
+
 def start_event_delivery(db: Database, settings: Settings) -> None:
     """Start this process's Shared Signals push deliverer (a job run once, when the scheduler
     starts): what the scheduler's own jobs queue goes out right after their commit, and it shares
@@ -162,6 +172,14 @@ def register(scheduler, settings: Settings, db: Database | None = None) -> None:
         args=[db, settings.decision_log.retention_days],
         id="decision-log-retention",
         name="purge decision records past their retention",
+        **common,
+    )
+    scheduler.add_job(
+        purge_event_outbox,
+        CronTrigger(hour=3, minute=45, timezone=settings.timezone),
+        args=[db, settings.ssf.outbox_retention_days],
+        id="event-outbox-retention",
+        name="purge delivered Shared Signals events past their retention",
         **common,
     )
     scheduler.add_job(

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
-from sqlalchemy import event, select, update
+from sqlalchemy import delete, event, select, update
 from sqlalchemy.orm import Session
 
 from accessd import audit
@@ -273,3 +273,15 @@ def pending_for(session: Session, stream_id: str, limit: int) -> list[SsfOutbox]
             .limit(limit)
         )
     )
+
+
+def purge(session: Session, retention_days: int) -> int:
+    """Delete delivered events delivered more than ``retention_days`` ago and failed ones created
+    that long ago; a pending event is never deleted. Returns how many were deleted."""
+    cutoff = utcnow() - dt.timedelta(days=retention_days)
+    done = (SsfOutbox.status == "delivered") & (SsfOutbox.delivered_at < cutoff)
+    given_up = (SsfOutbox.status == "failed") & (SsfOutbox.created_at < cutoff)
+    result = session.execute(
+        delete(SsfOutbox).where(done | given_up), execution_options={"synchronize_session": False}
+    )
+    return result.rowcount or 0

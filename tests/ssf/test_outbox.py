@@ -9,9 +9,9 @@ import json
 import pytest
 from sqlalchemy import select
 
-from accessd import accounts
+from accessd import accounts, jobs
 from accessd.lifecycle.offboarding import offboard
-from accessd.models import Account, SsfKey, SsfOutbox
+from accessd.models import Account, SsfKey, SsfOutbox, utcnow
 from accessd.ssf import streams
 
 
@@ -67,3 +67,24 @@ def test_a_key_made_in_a_savepoint_that_was_rolled_back_never_signs(db):
         (token,) = s.scalars(select(SsfOutbox.token))
     header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
     assert header["kid"] in kids
+
+
+def test_the_retention_job_deletes_old_delivered_and_failed_events_never_pending_ones(db, clock):
+    """Three people leave; their events are delivered, failed for good, and still pending. After
+    the retention, the job deletes the first two kinds and keeps the pending one."""
+    _people(db, 3)
+    _stream(db)
+    with db.session() as s:
+        for account in s.scalars(select(Account).order_by(Account.id)):
+            assert offboard(s, account, reason="x", source="cli", actor="test")
+    with db.session() as s:
+        rows = s.scalars(select(SsfOutbox).order_by(SsfOutbox.id)).all()
+        assert len(rows) == 3
+        rows[0].status, rows[0].delivered_at = "delivered", utcnow()
+        rows[1].status = "failed"
+    assert jobs.purge_event_outbox(db, 30) == 0  # nothing is old yet
+
+    clock.advance(31 * 24 * 3600)
+    assert jobs.purge_event_outbox(db, 30) == 2
+    with db.session() as s:
+        assert [r.status for r in s.scalars(select(SsfOutbox))] == ["pending"]
