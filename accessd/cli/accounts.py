@@ -308,24 +308,6 @@ def account_revoke(c: Context, subject_id: str, role: str):
         click.echo(f"{subject_id}: revoked {role}{still}")
 
 
-@account.command("enable")
-@subject_argument
-@click.option("--reason", help="recorded on the account and in the audit trail (required)")
-@pass_ctx
-def account_enable(c: Context, subject_id: str, reason: str | None):
-    """Re-enable the disabled account SUBJECT.
-
-    It goes through the one re-enable routine, recording the reason and source cli. Manual
-    grants removed at offboarding are not restored: grant them again. An account that comes
-    from the directory gets its directory roles from the next sync."""
-    reason = accounts.check_reason(reason)
-    with _account(c, subject_id) as (s, acc):
-        if not reenable(s, acc, reason=reason, source=SOURCE, actor=actor()):
-            click.echo(f"{subject_id}: not disabled (status {acc.status}); nothing changed")
-            return
-    click.echo(f"{subject_id}: re-enabled; grant roles with `accessd account grant`")
-
-
 def _lifecycle_command(name: str, routine, done: str, refused: str, doc: str) -> None:
     """``accessd account NAME SUBJECT --reason R``: one lifecycle routine, its outcome in words."""
 
@@ -342,6 +324,15 @@ def _lifecycle_command(name: str, routine, done: str, refused: str, doc: str) ->
         click.echo(f"{subject_id}: {done}")
 
 
+_lifecycle_command(
+    "enable",
+    reenable,
+    "re-enabled; grant roles with `accessd account grant`",
+    "not disabled",
+    "Re-enable the disabled account SUBJECT through the one re-enable routine (source cli). Manual "
+    "grants removed at offboarding are not restored: grant them again. An account that comes from "
+    "the directory gets its directory roles from the next sync.",
+)
 _lifecycle_command(
     "suspend",
     suspend,

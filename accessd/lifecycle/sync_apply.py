@@ -88,6 +88,10 @@ class _Writes:
     created: dict[str, int] = field(default_factory=dict)  # directory key -> id of a new account
     touched: set[int] = field(default_factory=set)  # accounts whose roles changed
 
+    def trigger(self, a: Action) -> dict:
+        """What a lifecycle routine records of this application: reason, source, actor, event."""
+        return {"reason": a.reason, "source": SOURCE, "actor": self.actor, "event_ref": self.ref}
+
     def grant_row(self, account_id: int, role: str, ref: str | None) -> dict:
         return {
             "account_id": account_id,
@@ -176,15 +180,7 @@ def _one_by_one(w: _Writes, actions: list, kind: str, routine: Callable[[Account
 
 def _apply_leaves(w: _Writes, leaves: list[Leave]) -> None:
     def leave(acc: Account, a: Leave) -> bool:
-        return offboard(
-            w.session,
-            acc,
-            reason=a.reason,
-            source=SOURCE,
-            actor=w.actor,
-            effective=_date(a.effective),
-            event_ref=w.ref,
-        )
+        return offboard(w.session, acc, effective=_date(a.effective), **w.trigger(a))
 
     _one_by_one(w, leaves, "leave", leave)
 
@@ -262,15 +258,7 @@ def _apply_joins(w: _Writes, joins: list[Join]) -> None:
 
 def _apply_reenables(w: _Writes, reenables: list[Reenable]) -> None:
     def back(acc: Account, a: Reenable) -> bool:
-        return reenable(
-            w.session,
-            acc,
-            reason=a.reason,
-            source=SOURCE,
-            actor=w.actor,
-            roles=list(a.roles),
-            event_ref=w.ref,
-        )
+        return reenable(w.session, acc, roles=list(a.roles), **w.trigger(a))
 
     _one_by_one(w, reenables, "reenable", back)
 
