@@ -25,6 +25,9 @@ from accessd.web import authzen, decisions_api, errors, health, hr, openapi
 # not `scim` and `ssf`: in this namespace those names are the accessd.scim and accessd.ssf packages
 from accessd.web import scim as scim_api
 from accessd.web import ssf as ssf_api
+from accessd.web.admin import bp as admin_bp
+from accessd.web.admin import guard as admin_guard
+from accessd.web.assets import templates_dir
 from accessd.web.sessions import BrowserOnlySessionInterface
 
 
@@ -56,7 +59,7 @@ def create_app(settings: Settings | dict | None = None) -> Flask:
     if not isinstance(settings, Settings):
         settings = load_settings(overrides=settings)
     clock.configure(settings.timezone)
-    app = Flask(__name__, template_folder="../templates", instance_path=settings.instance_path)
+    app = Flask(__name__, template_folder=str(templates_dir()), instance_path=settings.instance_path)
     # without a configured key (tests, one-off tools) sessions last as long as the process;
     # `accessd serve` refuses to start without one
     app.config["SECRET_KEY"] = settings.secret_key or secrets.token_hex(32)
@@ -73,4 +76,6 @@ def create_app(settings: Settings | dict | None = None) -> Flask:
     errors.init_app(app)
     for module in (health, authzen, openapi, decisions_api, hr, scim_api, ssf_api):
         app.register_blueprint(module.bp)
+    admin_guard.init_app(app)
+    app.register_blueprint(admin_bp)
     return app

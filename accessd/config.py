@@ -143,6 +143,18 @@ class SsfSettings:
 
 
 @dataclass
+class AdminSettings:
+    """The admin web UI at /admin (docs/admin-ui.md): sign-in throttling, lockout, idle timeout."""
+
+    idle_minutes: int = 30  # a session unused this long is signed out
+    max_failures: int = 5  # failed sign-ins (password or second factor) in a row lock the account ...
+    lockout_minutes: int = 15  # ... for this long
+    # attempts per client address on the sign-in forms (Flask-Limiter syntax); per worker process
+    sign_in_rate: str = "10 per minute"
+    totp_issuer: str = "accessd"  # the name authenticator apps show
+
+
+@dataclass
 class Settings:
     database_url: str = ""  # empty: sqlite file under instance_path
     instance_path: str = str(ROOT / "instance")
@@ -165,6 +177,7 @@ class Settings:
     scim: ScimSettings = field(default_factory=ScimSettings)
     hr: HrSettings = field(default_factory=HrSettings)
     stale: StaleSettings = field(default_factory=StaleSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
 
     @property
     def effective_public_url(self) -> str:
@@ -233,6 +246,9 @@ class Settings:
             )
         if not 0 <= self.stale.max_ratio <= 1:
             problems.append("stale.max_ratio: must be between 0 and 1")
+        for name in ("idle_minutes", "max_failures", "lockout_minutes"):
+            if getattr(self.admin, name) <= 0:
+                problems.append(f"admin.{name}: must be positive")
         return problems
 
     def warnings(self) -> list[str]:

@@ -1,4 +1,4 @@
-"""Demo data for the therapy practice: the policy, employees with roles, a token, an admin."""
+"""Demo data for the therapy practice: the policy, employees with roles, a token, an administrator."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from accessd import accounts, clock, passwords
+from accessd import accounts, clock
+from accessd.console import admins
 from accessd.models import AdminUser, ApiClient
 from accessd.pdp import revisions, tokens
 
@@ -98,9 +99,10 @@ def load(session: Session, policy_dir: Path, actor: str, admin_password: str | N
         lines.append(f"API token (scope decide, client demo-crm, the previous one revoked): {token}")
 
     if session.scalar(select(AdminUser).where(AdminUser.username == "admin")) is None:
-        password = admin_password or secrets.token_urlsafe(12)
-        passwords.check_strength(password)
-        session.add(AdminUser(username="admin", password_hash=passwords.hash_password(password)))
+        password = admin_password or secrets.token_urlsafe(16)
+        admins.create(
+            session, username="admin", role="admin", password=password, display_name="Demo Admin", actor=actor
+        )
         lines.append(f"admin login: admin / {password}")
     else:
         lines.append("admin login: user 'admin' exists (password unchanged)")

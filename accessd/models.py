@@ -147,15 +147,23 @@ class ApiClient(Base):
 
 
 class AdminUser(Base):
-    """A person who signs in to the admin UI (IT admin, auditor, helpdesk)."""
+    """How an account signs in to the admin UI: a local password (argon2id; none for directory
+    sign-in), the optional TOTP factor with its recovery codes (argon2id hashes), and the lockout
+    state. What the account may do there is decided by the policy (type ``admin_ui``)."""
 
     __tablename__ = "admin_user"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    username: Mapped[str] = mapped_column(String(200), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(300))
-    console_role: Mapped[str] = mapped_column(String(32), default="admin")  # admin | auditor | helpdesk
-    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"))
+    username: Mapped[str] = mapped_column(String(200), unique=True)  # lower case: the sign-in name
+    password_hash: Mapped[str | None] = mapped_column(String(300))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"), unique=True)
+    totp_secret: Mapped[str | None] = mapped_column(String(64))  # secret: never shown after enrolment
+    totp_enabled_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # the newest TOTP time step used: a code is good once (RFC 6238 section 5.2)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    recovery_codes: Mapped[list] = mapped_column(JSON, default=list, server_default="[]")
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 

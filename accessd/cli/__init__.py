@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import click
 
-from accessd.cli import accounts, config, decisions, events, offboard, policy, service, sync, tokens
+from accessd.cli import accounts, admins, config, decisions, events, offboard, policy, service, sync, tokens
 from accessd.cli.base import Group
 
 
@@ -20,5 +20,5 @@ def main():
     """accessd: access decisions for customer records and the employee lifecycle."""
 
 
-for _module in (service, config, policy, tokens, decisions, sync, offboard, accounts, events):
+for _module in (service, config, policy, tokens, decisions, sync, offboard, accounts, events, admins):
     _module.register(main)

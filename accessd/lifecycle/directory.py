@@ -78,29 +78,11 @@ class Directory:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _server(self) -> ldap3.Server:
-        s = self.settings
-        tls = None
-        if s.url.startswith("ldaps://") or s.start_tls:
-            tls = ldap3.Tls(
-                validate=ssl.CERT_REQUIRED if s.tls_verify else ssl.CERT_NONE, ca_certs_file=s.ca_file or None
-            )
-        try:
-            return ldap3.Server(
-                s.url,
-                use_ssl=s.url.startswith("ldaps://"),
-                tls=tls,
-                get_info=ldap3.NONE,
-                connect_timeout=s.timeout_seconds,
-            )
-        except LDAPException as exc:
-            raise DirectoryUnavailable(f"invalid ldap.url {s.url!r}: {exc}") from exc
-
     def connect(self) -> None:
         s = self.settings
         where = s.url
         conn = ldap3.Connection(
-            self._server(),
+            _server(s),
             user=s.bind_dn or None,
             password=s.bind_password or None,
             auto_bind=ldap3.AUTO_BIND_NONE,
@@ -286,6 +268,24 @@ class Directory:
         return self.entries.to_entry(item)
 
 
+def _server(s: LdapSettings) -> ldap3.Server:
+    tls = None
+    if s.url.startswith("ldaps://") or s.start_tls:
+        tls = ldap3.Tls(
+            validate=ssl.CERT_REQUIRED if s.tls_verify else ssl.CERT_NONE, ca_certs_file=s.ca_file or None
+        )
+    try:
+        return ldap3.Server(
+            s.url,
+            use_ssl=s.url.startswith("ldaps://"),
+            tls=tls,
+            get_info=ldap3.NONE,
+            connect_timeout=s.timeout_seconds,
+        )
+    except LDAPException as exc:
+        raise DirectoryUnavailable(f"invalid ldap.url {s.url!r}: {exc}") from exc
+
+
 def _describe(result: dict | None) -> str:
     if not result:
         return "no answer"
@@ -297,3 +297,36 @@ def _describe(result: dict | None) -> str:
 
 def _exc_text(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+def check_password(settings: LdapSettings, dn: str, password: str) -> bool:
+    """Whether ``dn`` binds with ``password`` (an admin's directory sign-in): False for wrong
+    credentials (and always for an empty password, which LDAP would take as an anonymous bind);
+    :class:`DirectoryUnavailable` when the directory cannot be reached (never "wrong password")."""
+    if not dn or not password:
+        return False
+    conn = ldap3.Connection(
+        _server(settings),
+        user=dn,
+        password=password,
+        auto_bind=ldap3.AUTO_BIND_NONE,
+        raise_exceptions=False,
+        read_only=True,
+        receive_timeout=settings.timeout_seconds,
+    )
+    try:
+        conn.open()
+        if settings.start_tls and not settings.url.startswith("ldaps://") and not conn.start_tls():
+            raise DirectoryUnavailable(f"StartTLS with {settings.url} failed: {_describe(conn.result)}")
+        if conn.bind():
+            return True
+        if (conn.result or {}).get("result") == 49:  # invalidCredentials
+            return False
+        raise DirectoryUnavailable(f"sign-in bind to {settings.url} failed: {_describe(conn.result)}")
+    except LDAPException as exc:
+        raise DirectoryUnavailable(
+            f"cannot reach the directory at {settings.url}: {_exc_text(exc)}"
+        ) from None
+    finally:
+        with contextlib.suppress(LDAPException):
+            conn.unbind()

@@ -11,14 +11,20 @@ field's *access* is worked out statically from the rules that apply:
 Comparing the access maps of two policies gives the changes, with the number of employees holding
 the role (``role_holders``), so a reviewer sees "billing (3 people) gains iban on customer/read/care".
 The record as a whole appears as the field ``*``.
+
+A condition that reads only what the cell itself fixes -- the roles and bases held
+(``g(r.sub.id, "basis:clinical")``), the purpose, action, field and type -- is settled for the
+cell (:func:`settler`): a deny that always applies removes the access, one that never applies is
+not listed; the same for allow rules. Conditions on the record, the person's attributes or the
+date stay conditional.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from accessd.policy.compile import CompiledPolicy, Entry
+from accessd.policy.compile import CompiledPolicy, CRule, Entry
 from accessd.policy.policyset import PolicySet
 
 RANK = {"none": 0, "mask": 1, "allow": 2}
@@ -46,16 +52,64 @@ class Access:
 NONE = Access("none")
 
 
-def entry_access(e: Entry | None) -> Access:
-    if e is None or any(r.cond is None for r in e.deny):
+class _Unknown(Exception):
+    """A condition read something a cell does not fix (the record, the person, the date)."""
+
+
+class _Opaque:
+    def __getitem__(self, key):
+        raise _Unknown
+
+
+_OPAQUE = _Opaque()
+
+#: rule -> True (always holds in the cell), False (never), None (depends on the request)
+Settle = Callable[[CRule], bool | None]
+
+
+def settler(
+    compiled: CompiledPolicy, principals: frozenset, rtype: str, action: str, purpose: str, field: str | None
+) -> Settle:
+    """What each rule's condition comes to in one cell for ``principals``, where it can be known.
+
+    A condition that raises on what it can read fails closed, as in the engine: a deny holds, an
+    allow does not."""
+
+    def settle(rule: CRule) -> bool | None:
+        if rule.cond is None:
+            return True
+        fn = compiled.conditions[rule.cond]
+        try:
+            return bool(fn(_OPAQUE, _OPAQUE, _OPAQUE, purpose, action, field or "*", rtype, principals))
+        except _Unknown:
+            return None
+        except Exception:  # noqa: BLE001 - a broken condition: fail closed, like the engine
+            return rule.eft == "deny"
+
+    return settle
+
+
+def unsettled(rule: CRule) -> bool | None:
+    return True if rule.cond is None else None
+
+
+def entry_access(e: Entry | None, settle: Settle | None = None) -> Access:
+    """A cell's access from its rules; ``settle`` (see :func:`settler`) decides the conditions it
+    can, without it only unconditional rules count as certain."""
+    if e is None:
         return NONE
-    unless = tuple(r.id for r in e.deny)
+    settle = settle or unsettled
+    deny = [(r, settle(r)) for r in e.deny]
+    if any(v for _, v in deny):
+        return NONE
+    unless = tuple(r.id for r, v in deny if v is None)
     for rules, name in ((e.full, "allow"), (e.mask, "mask")):
-        if not rules:
+        live = [(r, v) for r, v in ((r, settle(r)) for r in rules) if v is not False]
+        if not live:
             continue
-        if any(r.cond is None for r in rules):
+        if any(v for _, v in live):
             return Access(name, (), unless)
-        return Access(name, tuple(r.id for r in rules), unless)
+        return Access(name, tuple(r.id for r, _ in live), unless)
     return NONE
 
 
@@ -64,11 +118,12 @@ def access_map(policy: PolicySet) -> dict[str, dict[tuple[str, str, str, str], A
     compiled = CompiledPolicy(policy)
     out = {}
     for role in policy.catalogue.roles:
-        table = compiled.merge(compiled.principals(None, [role]))
+        principals = compiled.principals(None, [role])
+        table = compiled.merge(principals)
         cells = {}
         for (rtype, act, purpose), row in table.items():
             for f, e in row.items():
-                a = entry_access(e)
+                a = entry_access(e, settler(compiled, principals, rtype, act, purpose, f))
                 if a.level != "none":
                     cells[(rtype, act, purpose, "*" if f is None else f)] = a
         out[role] = cells

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template_string, request
+from flask import Flask, jsonify, render_template, render_template_string, request
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
@@ -46,7 +46,13 @@ def problem(status: int, code: str, message: str, pointer: str | None = None):
         if pointer is not None:
             body["pointer"] = pointer
         return jsonify(body), status
-    return render_template_string(_PAGE, status=status, title=code.replace("_", " "), message=message), status
+    title = code.replace("_", " ")
+    if request.path.startswith("/admin/"):
+        try:
+            return render_template("admin/error.html", status=status, title=title, message=message), status
+        except Exception:  # noqa: BLE001 - an error page must never fail: the plain one below
+            log.exception("the admin error page failed")
+    return render_template_string(_PAGE, status=status, title=title, message=message), status
 
 
 def init_app(app: Flask) -> None:

@@ -8,29 +8,15 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import func, insert, select
 
 from accessd import accounts, audit
-from accessd.cli import main
-from accessd.cli.base import Context
 from accessd.models import Account, AuditEvent, LifecycleEvent, RoleGrant, utcnow
 from accessd.policy.engine import Engine
 from accessd.policy.policyset import MODEL_CONF, load_policy_dir
+from tests.support.cli import cli
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def cli(database_url: str, *args: str, code: int = 0):
-    """Run ``accessd ARGS`` in-process; assert the exit code and that nothing crashed."""
-    ctx = Context()
-    result = CliRunner().invoke(main, list(args), obj=ctx, env={"ACCESSD_DATABASE_URL": database_url})
-    if ctx._db is not None:
-        ctx._db.dispose()
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    assert result.exit_code == code, result.output + result.stderr
-    return result
 
 
 def snapshot(db):

@@ -8,18 +8,16 @@ import json
 
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
-from click.testing import CliRunner
 from sqlalchemy import select
 
 from accessd import accounts, jobs
-from accessd.cli import main
-from accessd.cli.base import Context
 from accessd.config import load_settings
 from accessd.lifecycle import offboarding, stale
 from accessd.lifecycle.states import Source
 from accessd.lifecycle.sync_plan import GONE
 from accessd.models import Account, AdminUser, HrEvent, LifecycleEvent, SyncRun, utcnow
 from tests.support.api import evaluation
+from tests.support.cli import cli
 
 DAY = dt.timedelta(days=1)
 #: active demo employees; l.novak starts in 14 days, k.weber has left
@@ -194,15 +192,6 @@ def _iso(moment: dt.datetime) -> str:
 def _run_id(db) -> int:
     with db.session() as s:
         return s.scalar(select(SyncRun.id))
-
-
-def cli(database_url: str, *args: str):
-    ctx = Context()
-    result = CliRunner().invoke(main, list(args), obj=ctx, env={"ACCESSD_DATABASE_URL": database_url})
-    if ctx._db is not None:
-        ctx._db.dispose()
-    assert result.exit_code == 0, result.output + result.stderr
-    return result
 
 
 def test_accessd_accounts_stale_lists_the_evidence(loaded_db, employees, start, clock):

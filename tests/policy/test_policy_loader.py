@@ -22,9 +22,10 @@ def line_of(text: str, needle: str) -> int:
     raise AssertionError(f"{needle!r} not found")
 
 
-def test_demo_policy_loads_with_both_resource_types(demo_files):
+def test_demo_policy_loads_with_its_resource_types(demo_files):
     policy = PolicySet.from_files(demo_files)
-    assert set(policy.catalogue.types) == {"customer", "invoice"}
+    assert set(policy.catalogue.types) == {"customer", "invoice", "admin_ui"}
+    assert policy.catalogue.types["admin_ui"].fields == {} and "administration" in policy.catalogue.purposes
     assert len(policy.rules) >= 40
     assert "clinical" in policy.groups["customer"]
     assert policy.catalogue.mask_style("customer", "iban") == "last4"

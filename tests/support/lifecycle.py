@@ -54,3 +54,15 @@ def account(db, subject_id: str) -> models.Account:
         assert acc is not None, f"no account {subject_id}"
         acc.grants  # noqa: B018 - load while the session is open
         return acc
+
+
+def lifecycle_events(db, subject_id: str) -> list[tuple[str, str, str]]:
+    """(kind, source, actor) of the account's lifecycle events, oldest first."""
+    with db.session() as s:
+        acc_id = s.scalar(select(models.Account.id).where(models.Account.subject_id == subject_id))
+        rows = s.scalars(
+            select(models.LifecycleEvent)
+            .where(models.LifecycleEvent.account_id == acc_id)
+            .order_by(models.LifecycleEvent.id)
+        )
+        return [(e.kind, e.source, e.actor) for e in rows]
