@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from accessd import accounts, clock
 from accessd.console.people import SOURCE, applicable_actions, local, parse_day
+from accessd.console.permissions import Reach
 from accessd.db import Database
 from accessd.errors import Invalid, NotFound
 from accessd.lifecycle import offboarding
@@ -111,17 +112,20 @@ class Preview:
     roles: tuple[str, ...]  # grant: catalogue roles not held manually; revoke: manual grants
 
 
-def preview(db: Database, subject_id: str, action: str) -> Preview:
-    """What ``action`` would do to ``subject_id`` now, in words (NotFound for either)."""
+def preview(db: Database, subject_id: str, action: str, reach: Reach) -> Preview:
+    """What ``action`` would do to ``subject_id`` now, in words (NotFound for either; Forbidden
+    when the account carries admin rights beyond ``reach``). A grant offers only the roles
+    ``reach`` may hand out."""
     info = action_info(action)
     with db.session() as s:
         acc = accounts.get_by_subject_id(s, subject_id)
+        reach.check_change(acc.subject_id, acc.roles)
         streams = s.scalar(select(func.count()).select_from(SsfStream).where(SsfStream.status == "enabled"))
         manual = sorted(g.role for g in acc.grants if g.source == "manual")
         roles: tuple[str, ...] = ()
         if action == "grant":
             known = accounts.catalogue_in_force(s).roles
-            roles = tuple(r for r in known if r not in manual)
+            roles = tuple(r for r in known if r not in manual and reach.may_grant(r))
         elif action == "revoke":
             roles = tuple(manual)
         return Preview(
@@ -206,6 +210,7 @@ def perform(
     action: str,
     *,
     actor: str,
+    reach: Reach,
     reason: str | None = None,
     role: str | None = None,
     effective: dt.date | dt.datetime | None = None,
@@ -213,7 +218,8 @@ def perform(
     """Do ``action`` to ``subject_id`` through the routine every trigger uses (source admin);
     returns (changed, what happened in words). ``effective`` is the departure of ``schedule``
     (see :func:`parse_departure`); ``role`` that of grant and revoke. Refused input raises and
-    writes nothing; a routine with nothing left to change returns (False, why)."""
+    writes nothing; a routine with nothing left to change returns (False, why). Forbidden when
+    the account, or the role granted, carries admin rights beyond ``reach``."""
     info = action_info(action)
     if info.reason:
         reason = _reason(reason)
@@ -226,8 +232,11 @@ def perform(
             raise Invalid("a departure date is required (YYYY-MM-DD)")
         # a moment already past would offboard now: that is the other action, chosen knowingly
         _ahead(effective)
+    if action == "grant":
+        reach.check_grant(role)
     with db.session() as s:
         acc = accounts.get_by_subject_id(s, subject_id)
+        reach.check_change(acc.subject_id, acc.roles)
         return _perform(s, acc, action, actor=actor, reason=reason, role=role, effective=effective)
 
 

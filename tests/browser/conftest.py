@@ -85,8 +85,33 @@ def _load_data(database_url: str) -> str:
                 display_name=user.display_name,
             )
         token = tokens.create(s, "browser-tests", "decide")
+        _held_sync_run(s)
     db.dispose()
     return token
+
+
+def _held_sync_run(s) -> None:
+    """A directory sync held for approval (three leavers), so that the sync pages have a run."""
+    from sqlalchemy import select
+
+    from accessd.lifecycle.sync_actions import Leave, SyncPlan
+    from accessd.models import Account, SyncRun
+
+    ids = {sid: i for sid, i in s.execute(select(Account.subject_id, Account.id))}
+    leavers = ("m.rossi", "p.garcia", "r.schmidt")
+    plan = SyncPlan("full", [Leave(ids[x], x, "not in the directory any more") for x in leavers])
+    s.add(
+        SyncRun(
+            kind="full",
+            status="pending_approval",
+            source="scheduler",
+            reason="3 of 11 accounts would be disabled (more than 10%): held for approval",
+            seen=8,
+            counts={"leave": 3},
+            plan=plan.to_json(),
+            actor="scheduler",
+        )
+    )
 
 
 @pytest.fixture(scope="session")

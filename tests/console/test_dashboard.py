@@ -13,6 +13,7 @@ from accessd import clock as accessd_clock
 from accessd import demo
 from accessd.console import dashboard, people_actions
 from accessd.models import Account, SsfOutbox, SyncRun
+from tests.support.admin import EVERYTHING
 
 ACTOR = "admin:alice"
 
@@ -37,7 +38,7 @@ def test_an_empty_database_gives_an_empty_dashboard(db):
 
 
 def test_people_are_counted_by_state(demo_db):
-    people_actions.perform(demo_db, "r.schmidt", "suspend", actor=ACTOR, reason="leave")
+    people_actions.perform(demo_db, "r.schmidt", "suspend", actor=ACTOR, reason="leave", reach=EVERYTHING)
     d = dashboard.summary(demo_db)
     assert d.people == {"active": 9, "suspended": 1, "disabled": 1, "pending": 0}
     assert d.people_total == len(demo.EMPLOYEES) and d.policy_revision == 1
@@ -84,6 +85,7 @@ def test_departures_due_within_seven_days_of_the_practices_calendar(demo_db, clo
         actor=ACTOR,
         reason="resigned",
         effective=people_actions.parse_departure("2026-03-05", "12:00"),
+        reach=EVERYTHING,
     )
 
     d = dashboard.summary(demo_db)
@@ -104,7 +106,7 @@ def test_a_disabled_person_is_no_longer_a_departure_and_the_list_is_bounded(demo
     today = accessd_clock.today()
     for sid in ("a.lind", "m.rossi", "s.ito"):
         set_dates(demo_db, sid, end_date=today + dt.timedelta(days=2))
-    people_actions.perform(demo_db, "s.ito", "offboard", actor=ACTOR, reason="left early")
+    people_actions.perform(demo_db, "s.ito", "offboard", actor=ACTOR, reason="left early", reach=EVERYTHING)
     d = dashboard.summary(demo_db, limit=1)
     assert d.departures_total == 2 and [x.subject_id for x in d.departures] == ["a.lind"]
 
@@ -121,8 +123,8 @@ def test_undelivered_shared_signals_events_are_counted_by_status(demo_db):
         authorization=None,
         actor="test",
     )
-    people_actions.perform(demo_db, "t.meyer", "offboard", actor=ACTOR, reason="left")
-    people_actions.perform(demo_db, "m.rossi", "offboard", actor=ACTOR, reason="left")
+    people_actions.perform(demo_db, "t.meyer", "offboard", actor=ACTOR, reason="left", reach=EVERYTHING)
+    people_actions.perform(demo_db, "m.rossi", "offboard", actor=ACTOR, reason="left", reach=EVERYTHING)
     with demo_db.session() as s:
         first = s.scalars(select(SsfOutbox).order_by(SsfOutbox.id)).first()
         first.status = "failed"

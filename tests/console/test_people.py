@@ -15,6 +15,7 @@ from accessd.console import people, people_actions, people_roles
 from accessd.errors import Conflict, Invalid, NotFound
 from accessd.models import Account, AuditEvent, DecisionLog, RoleGrant, SsfOutbox, utcnow
 from accessd.ssf import streams
+from tests.support.admin import EVERYTHING
 from tests.support.lifecycle import account, lifecycle_events
 
 ACTOR = "admin:alice"
@@ -240,9 +241,9 @@ def test_an_unknown_subject_is_not_found(demo_db):
     with pytest.raises(NotFound):
         people.person(demo_db, "nobody")
     with pytest.raises(NotFound):
-        people_actions.preview(demo_db, "nobody", "offboard")
+        people_actions.preview(demo_db, "nobody", "offboard", EVERYTHING)
     with pytest.raises(NotFound):
-        people_actions.perform(demo_db, "nobody", "offboard", actor=ACTOR, reason="x")
+        people_actions.perform(demo_db, "nobody", "offboard", actor=ACTOR, reason="x", reach=EVERYTHING)
 
 
 def test_a_billing_clerk_may_read_and_change_the_iban_for_billing_and_nothing_clinical(demo_db):
@@ -299,12 +300,12 @@ def test_offboarding_from_the_console_is_the_one_routine_with_source_admin(demo_
         authorization=None,
         actor="test",
     )
-    before = people_actions.preview(demo_db, "t.meyer", "offboard")
+    before = people_actions.preview(demo_db, "t.meyer", "offboard", EVERYTHING)
     assert before.applies and any("therapist (manual)" in c for c in before.consequences)
     assert any("1 Shared Signals stream" in c for c in before.consequences)
 
     changed, message = people_actions.perform(
-        demo_db, "t.meyer", "offboard", actor=ACTOR, reason="left the practice"
+        demo_db, "t.meyer", "offboard", actor=ACTOR, reason="left the practice", reach=EVERYTHING
     )
 
     assert changed and message == "t.meyer: offboarded"
@@ -320,29 +321,44 @@ def test_offboarding_from_the_console_is_the_one_routine_with_source_admin(demo_
         sent = s.scalars(select(SsfOutbox.event_type).where(SsfOutbox.subject_id == "t.meyer")).all()
         assert len(sent) == 2 and all(e.startswith("https://schemas.openid.net/") for e in sent)
         assert audit.verify(s) is None
-    again = people_actions.perform(demo_db, "t.meyer", "offboard", actor=ACTOR, reason="again")
+    again = people_actions.perform(
+        demo_db, "t.meyer", "offboard", actor=ACTOR, reason="again", reach=EVERYTHING
+    )
     assert again == (False, "t.meyer: already offboarded (status disabled); nothing changed")
 
 
 def test_an_action_without_a_reason_is_refused_and_changes_nothing(demo_db):
     for reason in (None, "", "   "):
         with pytest.raises(Invalid, match="reason is required"):
-            people_actions.perform(demo_db, "t.meyer", "suspend", actor=ACTOR, reason=reason)
+            people_actions.perform(
+                demo_db, "t.meyer", "suspend", actor=ACTOR, reason=reason, reach=EVERYTHING
+            )
     assert account(demo_db, "t.meyer").status == "active"
     with pytest.raises(NotFound):
-        people_actions.perform(demo_db, "t.meyer", "delete", actor=ACTOR, reason="x")
+        people_actions.perform(demo_db, "t.meyer", "delete", actor=ACTOR, reason="x", reach=EVERYTHING)
 
 
 def test_suspend_resume_offboard_and_reenable(demo_db):
-    assert people_actions.perform(demo_db, "r.schmidt", "suspend", actor=ACTOR, reason="leave")[0]
+    assert people_actions.perform(
+        demo_db, "r.schmidt", "suspend", actor=ACTOR, reason="leave", reach=EVERYTHING
+    )[0]
     assert account(demo_db, "r.schmidt").status == "suspended"
     assert people.person(demo_db, "r.schmidt").actions[:2] == ("offboard", "schedule")
-    assert people_actions.perform(demo_db, "r.schmidt", "suspend", actor=ACTOR, reason="leave")[0] is False
-    assert people_actions.perform(demo_db, "r.schmidt", "resume", actor=ACTOR, reason="back")[0]
+    assert (
+        people_actions.perform(
+            demo_db, "r.schmidt", "suspend", actor=ACTOR, reason="leave", reach=EVERYTHING
+        )[0]
+        is False
+    )
+    assert people_actions.perform(
+        demo_db, "r.schmidt", "resume", actor=ACTOR, reason="back", reach=EVERYTHING
+    )[0]
     acc = account(demo_db, "r.schmidt")
     assert acc.status == "active" and {g.role for g in acc.grants} == {"reception"}
-    people_actions.perform(demo_db, "r.schmidt", "offboard", actor=ACTOR, reason="left")
-    assert people_actions.perform(demo_db, "r.schmidt", "reenable", actor=ACTOR, reason="rehired")[0]
+    people_actions.perform(demo_db, "r.schmidt", "offboard", actor=ACTOR, reason="left", reach=EVERYTHING)
+    assert people_actions.perform(
+        demo_db, "r.schmidt", "reenable", actor=ACTOR, reason="rehired", reach=EVERYTHING
+    )[0]
     acc = account(demo_db, "r.schmidt")
     assert acc.status == "active" and acc.grants == [], "manual grants are not restored"
     kinds = [(k, src) for k, src, _ in lifecycle_events(demo_db, "r.schmidt")]
@@ -361,7 +377,7 @@ def test_scheduling_and_cancelling_a_departure(demo_db, clock):
     assert effective == dt.datetime(2026, 3, 10, 17, 30, tzinfo=clock.zone())
 
     changed, message = people_actions.perform(
-        demo_db, "p.garcia", "schedule", actor=ACTOR, reason="resigned", effective=effective
+        demo_db, "p.garcia", "schedule", actor=ACTOR, reason="resigned", effective=effective, reach=EVERYTHING
     )
 
     assert changed and "access ends 2026-03-10 17:30 CET" in message
@@ -375,7 +391,9 @@ def test_scheduling_and_cancelling_a_departure(demo_db, clock):
     assert p.departure_at.isoformat() == "2026-03-10T17:30:00+01:00" and "cancel-departure" in p.actions
     assert ("leaver_scheduled", "admin", ACTOR) in lifecycle_events(demo_db, "p.garcia")
 
-    assert people_actions.perform(demo_db, "p.garcia", "cancel-departure", actor=ACTOR, reason="stays")[0]
+    assert people_actions.perform(
+        demo_db, "p.garcia", "cancel-departure", actor=ACTOR, reason="stays", reach=EVERYTHING
+    )[0]
     acc = account(demo_db, "p.garcia")
     assert (acc.end_date, acc.departure_at) == (None, None)
 
@@ -403,7 +421,9 @@ def test_a_bad_or_past_departure_is_refused(clock, day, time, match):
 def test_scheduling_a_past_or_zoneless_moment_is_refused_and_changes_nothing(demo_db, clock, effective):
     clock.set(now=dt.datetime(2026, 3, 2, 10, tzinfo=dt.UTC))
     with pytest.raises(Invalid):
-        people_actions.perform(demo_db, "p.garcia", "schedule", actor=ACTOR, reason="x", effective=effective)
+        people_actions.perform(
+            demo_db, "p.garcia", "schedule", actor=ACTOR, reason="x", effective=effective, reach=EVERYTHING
+        )
     acc = account(demo_db, "p.garcia")
     assert (acc.status, acc.end_date, acc.departure_at) == ("active", None, None)
 
@@ -414,26 +434,36 @@ def test_the_last_working_day_today_is_still_ahead(clock):
 
 
 def test_granting_and_revoking_roles(demo_db):
-    preview = people_actions.preview(demo_db, "s.ito", "grant")
+    preview = people_actions.preview(demo_db, "s.ito", "grant", EVERYTHING)
     assert "it_support" not in preview.roles and "billing" in preview.roles
 
-    assert people_actions.perform(demo_db, "s.ito", "grant", actor=ACTOR, role="billing") == (
+    assert people_actions.perform(
+        demo_db, "s.ito", "grant", actor=ACTOR, role="billing", reach=EVERYTHING
+    ) == (
         True,
         "s.ito: granted billing",
     )
-    assert people_actions.perform(demo_db, "s.ito", "grant", actor=ACTOR, role="billing")[0] is False
+    assert (
+        people_actions.perform(demo_db, "s.ito", "grant", actor=ACTOR, role="billing", reach=EVERYTHING)[0]
+        is False
+    )
     with pytest.raises(Invalid, match="unknown role"):
-        people_actions.perform(demo_db, "s.ito", "grant", actor=ACTOR, role="wizard")
+        people_actions.perform(demo_db, "s.ito", "grant", actor=ACTOR, role="wizard", reach=EVERYTHING)
     with pytest.raises(Invalid, match="choose a role"):
-        people_actions.perform(demo_db, "s.ito", "grant", actor=ACTOR, role="")
-    assert people_actions.preview(demo_db, "s.ito", "revoke").roles == ("billing", "it_support")
+        people_actions.perform(demo_db, "s.ito", "grant", actor=ACTOR, role="", reach=EVERYTHING)
+    assert people_actions.preview(demo_db, "s.ito", "revoke", EVERYTHING).roles == ("billing", "it_support")
 
-    assert people_actions.perform(demo_db, "s.ito", "revoke", actor=ACTOR, role="billing") == (
+    assert people_actions.perform(
+        demo_db, "s.ito", "revoke", actor=ACTOR, role="billing", reach=EVERYTHING
+    ) == (
         True,
         "s.ito: revoked billing",
     )
     assert {g.role for g in account(demo_db, "s.ito").grants} == {"it_support"}
-    assert people_actions.perform(demo_db, "s.ito", "revoke", actor=ACTOR, role="dpo")[0] is False
+    assert (
+        people_actions.perform(demo_db, "s.ito", "revoke", actor=ACTOR, role="dpo", reach=EVERYTHING)[0]
+        is False
+    )
 
 
 def test_a_directory_grant_cannot_be_revoked_from_the_console(demo_db):
@@ -441,7 +471,7 @@ def test_a_directory_grant_cannot_be_revoked_from_the_console(demo_db):
         acc = s.scalar(select(Account).where(Account.subject_id == "m.rossi"))
         s.add(RoleGrant(account_id=acc.id, role="dpo", source="directory", source_ref="cn=dpo,ou=groups"))
     with pytest.raises(Conflict, match="through the directory"):
-        people_actions.perform(demo_db, "m.rossi", "revoke", actor=ACTOR, role="dpo")
+        people_actions.perform(demo_db, "m.rossi", "revoke", actor=ACTOR, role="dpo", reach=EVERYTHING)
     p = people.person(demo_db, "m.rossi")
     assert ("dpo", "directory", "cn=dpo,ou=groups") in [(g.role, g.source, g.source_ref) for g in p.grants]
 

@@ -72,6 +72,11 @@ def actor() -> str:
     return f"admin:{current_user.username}"
 
 
+def reach() -> permissions.Reach:
+    """What the signed-in administrator may hand out or touch (no one gives more than they hold)."""
+    return permissions.Reach(services().engines.engine, current_user.actions)
+
+
 def allowed(admin: signin.Admin) -> frozenset[str]:
     return permissions.allowed_actions(services().engines.engine, admin.subject)
 

@@ -23,7 +23,7 @@ from accessd.console import people as staff
 from accessd.console import people_actions as person_actions
 from accessd.errors import AccessdError
 from accessd.web.admin import bp
-from accessd.web.admin.guard import actor, requires, services
+from accessd.web.admin.guard import actor, reach, requires, services
 from accessd.web.admin.params import page_arg, text_arg
 
 FILTERS = {"q": 200, "status": 16, "role": 200, "department": 200}
@@ -103,7 +103,8 @@ def person(subject_id: str):
 @requires("manage_people")
 def person_action(subject_id: str, action: str):
     db = services().db
-    preview = person_actions.preview(db, subject_id, action)  # 404 for an unknown subject, before anything
+    # 404 for an unknown subject, 403 for an account with more admin rights than the actor's
+    preview = person_actions.preview(db, subject_id, action, reach())
     form = ActionForm()
     form.role.choices = [("", "choose a role")] + [(r, r) for r in preview.roles]
     status = 200
@@ -117,6 +118,7 @@ def person_action(subject_id: str, action: str):
                 subject_id,
                 action,
                 actor=actor(),
+                reach=reach(),
                 reason=form.reason.data,
                 role=form.role.data,
                 effective=effective,

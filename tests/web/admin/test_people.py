@@ -5,6 +5,7 @@ source admin); who may do what; 404 for an unknown subject, 400 for a bad date o
 from __future__ import annotations
 
 import datetime as dt
+import re
 from html.parser import HTMLParser
 
 import pytest
@@ -102,6 +103,30 @@ def test_an_auditor_may_look_but_not_offboard(admin_client, demo_db):
     assert account(demo_db, "t.meyer").status == "active"
     assert client.get("/admin/people/new").status_code == 403
     assert "New person" not in client.get("/admin/people").text
+
+
+def test_helpdesk_can_neither_hand_out_nor_touch_admin_rights(admin_client, demo_db):
+    from tests.web.admin.conftest import make_admin
+
+    make_admin(demo_db, "ada", "admin")
+    client = admin_client("helpdesk")
+    form = client.get("/admin/people/t.meyer/actions/grant")
+    offered = set(re.findall(r'<option value="(\w+)"', form.text))
+    assert {"billing", "helpdesk"} <= offered and not offered & {"admin", "auditor"}
+    for role in ("admin", "auditor"):
+        assert post(client, "/admin/people/t.meyer/actions/grant", role=role).status_code == 403
+        assert post(client, "/admin/people/helpdesk.user/actions/grant", role=role).status_code == 403
+    assert account(demo_db, "t.meyer").roles == {"therapist"}
+    assert account(demo_db, "helpdesk.user").roles == {"helpdesk"}
+    # nor offboard, suspend or strip an administrator
+    assert client.get("/admin/people/ada/actions/offboard").status_code == 403
+    assert post(client, "/admin/people/ada/actions/offboard", reason="bye").status_code == 403
+    assert post(client, "/admin/people/ada/actions/revoke", role="admin").status_code == 403
+    assert account(demo_db, "ada").status == "active" and account(demo_db, "ada").roles == {"admin"}
+    # an admin may
+    boss = admin_client("admin")
+    assert post(boss, "/admin/people/t.meyer/actions/grant", role="auditor").status_code == 302
+    assert account(demo_db, "t.meyer").roles == {"therapist", "auditor"}
 
 
 def test_an_unknown_subject_is_a_404_page(admin_client):
