@@ -78,11 +78,9 @@ def init_app(app: Flask) -> None:
         message = {
             413: f"request body is larger than {app.config.get('MAX_CONTENT_LENGTH')} bytes",
         }.get(exc.code, exc.description or exc.name)
-        response = problem(exc.code or 500, code, message)
+        response = app.make_response(problem(exc.code or 500, code, message))
         if exc.code == 405 and exc.valid_methods:
-            body, status = response
-            body.headers["Allow"] = ", ".join(exc.valid_methods)
-            return body, status
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
         return response
 
     @app.errorhandler(DBAPIError)

@@ -152,9 +152,9 @@ def _load(user_id: str) -> CurrentAdmin | None:
 
 @bp.before_request
 def _before():
+    check_query()  # before the CSRF check reads the form
     if request.method == "POST":
         current_app.extensions["csrf"].protect()
-    check_query()
     if request.endpoint in ("admin.static", "admin.login", "admin.login_code"):
         return None
     if current_user.is_authenticated:
