@@ -249,6 +249,7 @@ class Settings:
         for name in ("idle_minutes", "max_failures", "lockout_minutes"):
             if getattr(self.admin, name) <= 0:
                 problems.append(f"admin.{name}: must be positive")
+
         return problems
 
     def warnings(self) -> list[str]:
@@ -305,6 +306,17 @@ def _hr_sources_problems(sources) -> list[str]:
         else:
             seen[raw] = name
     return problems
+
+
+def _is_rate(text: str) -> bool:
+    """Whether Flask-Limiter can read ``text`` as a rate ("10 per minute", "5/second")."""
+    from limits import parse  # Flask-Limiter's own parser; only settings validation needs it here
+
+    try:
+        parse(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_base_url(url: str) -> bool:
@@ -414,4 +426,8 @@ def load_settings(env: dict | None = None, overrides: dict | None = None) -> Set
         clock.zone_named(settings.timezone)
     except ValueError as exc:
         raise Invalid(f"timezone: {exc}") from None
+    if not _is_rate(settings.admin.sign_in_rate):  # refused here too: the sign-in form would fail
+        raise Invalid(
+            f"admin.sign_in_rate: {settings.admin.sign_in_rate!r} is not a rate such as '10 per minute'"
+        )
     return settings

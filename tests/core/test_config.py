@@ -96,3 +96,12 @@ def test_warnings_name_a_cleartext_ldap_bind_insecure_cookies_and_a_missing_secr
     assert warnings(ACCESSD_LDAP_BIND_PASSWORD="hunter2", ACCESSD_LDAP_URL="ldaps://dir") == []
     assert ["session_cookie_secure" in w for w in warnings(ACCESSD_SESSION_COOKIE_SECURE="false")] == [True]
     assert ["secret_key" in w for w in warnings(ACCESSD_SECRET_KEY="")] == [True]
+
+
+def test_admin_settings_are_checked():
+    with pytest.raises(Invalid, match="admin.sign_in_rate: 'lots' is not a rate"):
+        load_settings(env={"ACCESSD_ADMIN_SIGN_IN_RATE": "lots"})
+    bad = load_settings(env={}, overrides={"admin": {"idle_minutes": 0}}).validate()
+    assert "admin.idle_minutes: must be positive" in bad
+    good = load_settings(env={}, overrides={"admin": {"sign_in_rate": "5/second"}}).validate()
+    assert not [p for p in good if p.startswith("admin.")]
