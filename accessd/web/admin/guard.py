@@ -28,7 +28,6 @@ from accessd.errors import Forbidden
 from accessd.web.admin import bp
 from accessd.web.admin.nav import NAV
 from accessd.web.admin.params import check_query
-from accessd.web.errors import API_PREFIXES
 
 current_admin = current_user  # the signed-in administrator (a CurrentAdmin) in views
 
@@ -117,9 +116,12 @@ def init_app(app) -> None:
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked for /admin only (below)
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # the token lives as long as the session
     CSRFProtect(app)
-    limiter = Limiter(get_remote_address, app=app, storage_uri="memory://", headers_enabled=False)
-    # the decision API never pays for the limiter
-    limiter.request_filter(lambda: request.path.startswith(API_PREFIXES))
+    limiter = Limiter(get_remote_address, storage_uri="memory://", headers_enabled=False)
+    # Only the sign-in forms are limited, explicitly (sign_in_limit). Listed as registered before
+    # init_app, the limiter adds no before/after-request hooks, so that no other request -- the
+    # decision API above all -- pays for it (Flask-Limiter skips the hooks of a limiter it knows).
+    app.extensions.setdefault("limiter", set()).add(limiter)
+    limiter.init_app(app)
     app.extensions["admin_limiter"] = limiter
 
 

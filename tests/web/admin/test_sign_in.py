@@ -193,3 +193,9 @@ def test_weak_passwords_are_refused(demo_db):
     for weak in ("short", "password1234", "ada.lovelace1", "qwertyuiopasdf"):
         with pytest.raises(Invalid), demo_db.session() as s:
             admins.create(s, username="ada.lovelace", role="admin", password=weak, actor="test")
+
+
+def test_only_the_sign_in_forms_pay_for_the_rate_limiter(app):
+    limiter = app.extensions["admin_limiter"]
+    hooks = [*app.before_request_funcs.get(None, []), *app.after_request_funcs.get(None, [])]
+    assert not [h for h in hooks if getattr(h, "__self__", None) is limiter or "limiter" in repr(h).lower()]
