@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 
 from accessd import audit
 from accessd.console.logs import checked_page, checked_text, local
-from accessd.console.paging import PER_PAGE, Page, offset_of
+from accessd.console.paging import PER_PAGE, Page, newest_first
 from accessd.errors import Conflict, Invalid, NotFound
 from accessd.models import ApiClient, HrEvent, ScimGroup, ScimGroupMember, SsfStream, utcnow
 from accessd.pdp import revisions, tokens
@@ -159,26 +159,22 @@ def hr_events(db, page: int = 1, per_page: int = PER_PAGE) -> Page:
     """One page of received HR events, newest first, with what became of each."""
     page = checked_page(page)
     with db.session() as s:
-        total = s.scalar(select(func.count(HrEvent.id)))
-        rows = s.scalars(
-            select(HrEvent).order_by(HrEvent.id.desc()).limit(per_page).offset(offset_of(page, per_page))
-        )
-        items = [
-            {
-                "id": e.id,
-                "source": e.source,
-                "event_id": e.event_id,
-                "type": e.type,
-                "employee_number": e.employee_number,
-                "subject_id": (e.detail or {}).get("subject_id"),
-                "reason": (e.detail or {}).get("reason"),
-                "status": e.status,
-                "received_at": local(e.received_at),
-                "effective_at": local(e.effective_at),
-            }
-            for e in rows
-        ]
-    return Page(items=items, total=total, page=page, per_page=per_page)
+        return newest_first(s, HrEvent, [], page, per_page, _hr_event_row)
+
+
+def _hr_event_row(e: HrEvent) -> dict:
+    return {
+        "id": e.id,
+        "source": e.source,
+        "event_id": e.event_id,
+        "type": e.type,
+        "employee_number": e.employee_number,
+        "subject_id": (e.detail or {}).get("subject_id"),
+        "reason": (e.detail or {}).get("reason"),
+        "status": e.status,
+        "received_at": local(e.received_at),
+        "effective_at": local(e.effective_at),
+    }
 
 
 # -- SCIM -------------------------------------------------------------------------------------------

@@ -31,9 +31,10 @@ from dataclasses import asdict, dataclass
 from sqlalchemy import and_, func, or_, select
 
 from accessd import audit, clock
-from accessd.console.paging import PER_PAGE, Page, offset_of
+from accessd.console.paging import PER_PAGE, Page, newest_first, offset_of
 from accessd.errors import Invalid
 from accessd.models import Account, AuditEvent, DecisionLog
+from accessd.pdp import decision_rows
 from accessd.pdp.decision_queries import parse_resource, parse_time
 
 MAX_PAGE = 1_000_000  # a page number past this is a mistake, not a wish to see row 50 million
@@ -189,16 +190,7 @@ def audit_page(db, f: AuditFilter, page: int = 1, per_page: int = PER_PAGE) -> P
     page = checked_page(page)
     where = f.conditions()
     with db.session() as s:
-        total = s.scalar(select(func.count(AuditEvent.id)).where(*where))
-        rows = s.scalars(
-            select(AuditEvent)
-            .where(*where)
-            .order_by(AuditEvent.id.desc())
-            .limit(per_page)
-            .offset(offset_of(page, per_page))
-        )
-        items = [audit_row(r) for r in rows]
-    return Page(items=items, total=total, page=page, per_page=per_page)
+        return newest_first(s, AuditEvent, where, page, per_page, audit_row)
 
 
 @dataclass(frozen=True)
@@ -425,20 +417,8 @@ def readers(db, f: DecisionFilter) -> list[dict]:
     return out
 
 
-DECISION_COLUMNS = (
-    "at",
-    "decision_id",
-    "client",
-    "subject",
-    "action",
-    "resource_type",
-    "resource_id",
-    "fields",
-    "purpose",
-    "decision",
-    "reason",
-    "revision",
-)
+# the decision log's columns, in its own order; the person is "subject" in the export
+DECISION_COLUMNS = tuple("subject" if c == "subject_id" else c for c in decision_rows.COLUMNS)
 
 
 def export_decisions_csv(db, f: DecisionFilter, actor: str) -> Iterator[bytes]:

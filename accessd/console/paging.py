@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 PER_PAGE = 50
 
@@ -35,3 +39,11 @@ class Page:
 
 def offset_of(page: int, per_page: int = PER_PAGE) -> int:
     return (page - 1) * per_page
+
+
+def newest_first(session: Session, model, where: Sequence, page: int, per_page: int, row: Callable) -> Page:
+    """One page of ``model`` rows matching ``where``, highest id first, each made into ``row(r)``."""
+    total = session.scalar(select(func.count(model.id)).where(*where))
+    stmt = select(model).where(*where).order_by(model.id.desc())
+    rows = session.scalars(stmt.limit(per_page).offset(offset_of(page, per_page)))
+    return Page(items=[row(r) for r in rows], total=total, page=page, per_page=per_page)

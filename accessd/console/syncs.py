@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 
 from accessd.console.logs import checked_page, checked_text, local
-from accessd.console.paging import PER_PAGE, Page, offset_of
+from accessd.console.paging import PER_PAGE, Page, newest_first, offset_of
 from accessd.errors import Invalid, NotFound
 from accessd.models import Account, SyncAction, SyncRun
 
@@ -125,16 +125,7 @@ def list_runs(db, page: int = 1, per_page: int = PER_PAGE, status: str | None = 
         raise Invalid(f"status must be one of {', '.join(STATUSES)}", pointer="status")
     where = [SyncRun.status == status] if status else []
     with db.session() as s:
-        total = s.scalar(select(func.count(SyncRun.id)).where(*where))
-        rows = s.scalars(
-            select(SyncRun)
-            .where(*where)
-            .order_by(SyncRun.id.desc())
-            .limit(per_page)
-            .offset(offset_of(page, per_page))
-        )
-        items = [_summary(r) for r in rows]
-    return Page(items=items, total=total, page=page, per_page=per_page)
+        return newest_first(s, SyncRun, where, page, per_page, _summary)
 
 
 def held_count(db) -> int:

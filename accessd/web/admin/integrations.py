@@ -90,34 +90,37 @@ def client_new():
 @bp.route("/clients/<int:client_id>/rotate", methods=["GET", "POST"])
 @requires("manage_integrations")
 def client_rotate(client_id: int):
-    db = services().db
-    form = ConfirmForm()
-    client = integrations.client(db, client_id)
-    context = {"form": form, "client": client, "what": "rotate"}
-    if not form.validate_on_submit():
-        return render_template("admin/client_confirm.html", **context)
-    try:
-        issued = integrations.rotate_client(db, client_id, actor())
-    except AccessdError as exc:
-        return _render_error("admin/client_confirm.html", exc, **context)
-    return render_template("admin/client_token.html", issued=issued, rotated=True)
+    return _confirmed(
+        client_id,
+        "rotate",
+        integrations.rotate_client,
+        lambda issued: render_template("admin/client_token.html", issued=issued, rotated=True),
+    )
 
 
 @bp.route("/clients/<int:client_id>/revoke", methods=["GET", "POST"])
 @requires("manage_integrations")
 def client_revoke(client_id: int):
+    def done(client):
+        flash(f"Revoked {client.name}: every worker refuses its token within about a second.", "success")
+        return redirect(url_for("admin.clients"))
+
+    return _confirmed(client_id, "revoke", integrations.revoke_client, done)
+
+
+def _confirmed(client_id: int, what: str, act, done):
+    """GET: the confirmation page of ``what``; POST: ``act(db, client_id, actor)``, then ``done``
+    with its result (a refusal comes back on the confirmation page)."""
     db = services().db
     form = ConfirmForm()
-    client = integrations.client(db, client_id)
-    context = {"form": form, "client": client, "what": "revoke"}
+    context = {"form": form, "client": integrations.client(db, client_id), "what": what}
     if not form.validate_on_submit():
         return render_template("admin/client_confirm.html", **context)
     try:
-        done = integrations.revoke_client(db, client_id, actor())
+        result = act(db, client_id, actor())
     except AccessdError as exc:
         return _render_error("admin/client_confirm.html", exc, **context)
-    flash(f"Revoked {done.name}: every worker refuses its token within about a second.", "success")
-    return redirect(url_for("admin.clients"))
+    return done(result)
 
 
 # -- HR sources, their events, SCIM --------------------------------------------------------------
