@@ -1,8 +1,8 @@
 """accessd: an AuthZEN policy decision point with an employee lifecycle.
 
 ``create_app(settings=None)`` wires extensions, blueprints and error handlers; it starts no
-threads (the decision-log writer starts lazily in the worker that uses it; jobs run in
-``accessd scheduler``).
+threads (the change feed and the decision-log writer start lazily in the worker that uses
+them; jobs run in ``accessd scheduler``).
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ import secrets
 
 from flask import Flask
 
-from accessd import clock
+from accessd import clock, metrics
 from accessd.config import Settings, load_settings
 from accessd.db import Database
 from accessd.pdp.decision_log import DecisionLogWriter
+from accessd.pdp.feed import ChangeFeed
 from accessd.pdp.revisions import EngineHolder
 from accessd.pdp.service import DecisionService
 from accessd.pdp.subjects import SubjectCache
@@ -37,10 +38,13 @@ class Services:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.db = Database(settings.effective_database_url)
+        # per-process caches: no database round trip on the decision path; the change feed
+        # loads them at the first read and keeps them current from a thread of its own
         self.engines = EngineHolder(self.db)
-        # per-process caches: no database round trip on the decision path
-        self.subjects = SubjectCache(self.db)
+        self.subjects = SubjectCache()
         self.tokens = TokenCache(self.db, ttl_seconds=settings.api.token_cache_seconds)
+        self.feed = ChangeFeed(self.db, settings.cache, self.subjects, self.tokens, self.engines)
+        self.feed.reporter = metrics.caught_up
         # the writer thread starts lazily on the first decision, never here
         self.decision_log = DecisionLogWriter(self.db, settings.decision_log)
         self.decisions = DecisionService(self.engines, self.subjects, self.decision_log, settings)
@@ -49,6 +53,7 @@ class Services:
 
     def close(self) -> None:
         """Flush the decision log and stop the background threads (tests and shutdown hooks)."""
+        self.feed.close()
         self.decision_log.close()
         self.ssf.close()
 

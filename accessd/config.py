@@ -155,6 +155,32 @@ class AdminSettings:
 
 
 @dataclass
+class CacheSettings:
+    """Every worker's in-memory accounts, grants, API tokens and policy (docs/scaling.md)."""
+
+    # how often a worker asks the database whether anything changed; on PostgreSQL changes are
+    # also pushed (LISTEN/NOTIFY) and this is the fallback
+    poll_seconds: float = 0.5
+    # a full re-read, the safety net for rows changed by hand (100,000 accounts take seconds)
+    full_reload_seconds: float = 3600.0
+    # /readyz fails when this worker has not been up to date with the database for this long
+    max_lag_seconds: float = 5.0
+
+
+@dataclass
+class SchedulerSettings:
+    """Several `accessd scheduler` processes, one of which runs the jobs (docs/lifecycle.md)."""
+
+    # a standby tries to take the lead this often, and the leader renews it this often: a leader
+    # that dies is replaced within about this (PostgreSQL; SQLite on its one host)
+    retry_seconds: float = 5.0
+    # a leader not heard from for this long is gone (a host that vanished: PostgreSQL's keepalives
+    # drop its session; SQLite's lease row goes stale), and a leader that could not renew its lead
+    # for this long stops starting jobs; at least twice retry_seconds
+    lease_seconds: float = 30.0
+
+
+@dataclass
 class Settings:
     database_url: str = ""  # empty: sqlite file under instance_path
     instance_path: str = str(ROOT / "instance")
@@ -178,6 +204,8 @@ class Settings:
     hr: HrSettings = field(default_factory=HrSettings)
     stale: StaleSettings = field(default_factory=StaleSettings)
     admin: AdminSettings = field(default_factory=AdminSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
+    scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
 
     @property
     def effective_public_url(self) -> str:
@@ -249,6 +277,17 @@ class Settings:
         for name in ("idle_minutes", "max_failures", "lockout_minutes"):
             if getattr(self.admin, name) <= 0:
                 problems.append(f"admin.{name}: must be positive")
+        for name in ("poll_seconds", "full_reload_seconds", "max_lag_seconds"):
+            if not 0 < getattr(self.cache, name) < 1e9:
+                problems.append(f"cache.{name}: must be a positive number of seconds")
+        for name in ("retry_seconds", "lease_seconds"):
+            if not 0 < getattr(self.scheduler, name) <= 3600:
+                problems.append(f"scheduler.{name}: must be a number of seconds above 0, at most 3600")
+        if self.scheduler.lease_seconds < 2 * self.scheduler.retry_seconds:
+            problems.append(
+                "scheduler.lease_seconds: must be at least twice scheduler.retry_seconds "
+                "(the leader renews its lead every retry_seconds)"
+            )
 
         return problems
 

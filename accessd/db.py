@@ -38,6 +38,8 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 class Database:
     def __init__(self, url: str):
+        from accessd import changes  # noqa: F401 -- registers the change-sequence session events
+
         self.url = normalise_url(url)
         if self.url.startswith("sqlite:///"):
             Path(self.url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)

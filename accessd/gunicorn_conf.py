@@ -1,6 +1,7 @@
 """gunicorn settings for accessd: ``gunicorn -c python:accessd.gunicorn_conf accessd.wsgi:app``.
 
-Hooks: ``post_worker_init`` starts each worker's Shared Signals push deliverer at boot;
+Hooks: ``post_worker_init`` starts each worker's Shared Signals push deliverer and loads its
+caches at boot; ``child_exit`` drops a dead worker's metrics gauges;
 ``worker_exit`` flushes the worker's decision log (atexit covers it too; this is the belt to those
 braces, and it also runs when a worker is recycled after max_requests).
 gunicorn reads only the module's names that are its settings or hooks; the imported names and
@@ -13,9 +14,11 @@ import re
 import sys
 from pathlib import Path
 
+from accessd import metrics
 from accessd.config import load_settings
 from accessd.errors import AccessdError
 from accessd.pdp.decision_log import close_all
+from accessd.servers import warm_up
 from accessd.ssf.delivery import start_all as start_deliverers
 
 # the longest path a Unix socket may have is 107 bytes on Linux (104 on BSD and macOS)
@@ -53,6 +56,12 @@ def post_worker_init(worker):
     """Start the worker's Shared Signals push deliverer at boot, not at its first request: events
     queued by the CLI or the scheduler are delivered even by a server that gets no traffic."""
     start_deliverers()
+    warm_up(worker.wsgi)
+
+
+def child_exit(server, worker):
+    """A worker is gone: drop its gauges from the shared metrics directory."""
+    metrics.worker_died(worker.pid)
 
 
 def worker_exit(server, worker):

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     func,
     text,
 )
@@ -27,6 +28,10 @@ from accessd import clock
 def utcnow() -> dt.datetime:
     """The clock's current instant as naive UTC (how every table stores times)."""
     return clock.now().astimezone(dt.UTC).replace(tzinfo=None)
+
+
+# change_seq of a row written by a transaction that has not committed yet (see accessd.changes)
+PENDING = -1
 
 
 class Base(DeclarativeBase):
@@ -91,6 +96,9 @@ class Account(Base):
     session_epoch: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    # the change sequence of the transaction that last changed the account or one of its grants:
+    # any INSERT or UPDATE marks the row PENDING, and accessd.changes stamps the sequence at commit
+    change_seq: Mapped[int] = mapped_column(BigInteger, default=PENDING, onupdate=PENDING, index=True)
 
     grants: Mapped[list[RoleGrant]] = relationship(
         back_populates="account", cascade="all, delete-orphan", lazy="selectin"
@@ -129,6 +137,9 @@ class PolicyRevision(Base):
     digest: Mapped[str] = mapped_column(String(64))
     files: Mapped[dict] = mapped_column(JSON)  # file name -> text
     comment: Mapped[str | None] = mapped_column(Text)
+    change_seq: Mapped[int] = mapped_column(
+        BigInteger, default=PENDING, onupdate=PENDING, index=True
+    )  # see Account.change_seq
 
 
 class ApiClient(Base):
@@ -144,6 +155,22 @@ class ApiClient(Base):
     default_purpose: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    change_seq: Mapped[int] = mapped_column(
+        BigInteger, default=PENDING, onupdate=PENDING, index=True
+    )  # see Account.change_seq
+
+
+class ChangeCounter(Base):
+    """One row: the newest change sequence (see accessd.changes), the one value workers poll.
+
+    ``reload_seq`` is the sequence of the newest change whose rows are not known (a bulk
+    statement without ids): workers behind it read everything again."""
+
+    __tablename__ = "change_counter"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    reload_seq: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class AdminUser(Base):
@@ -267,7 +294,14 @@ class DecisionLogWorker(Base):
 
 
 class DecisionLog(Base):
-    """One decision: who asked about what, for which purpose, and the answer. No attribute values."""
+    """One decision: who asked about what, for which purpose, and the answer. No attribute values.
+
+    On PostgreSQL the table is partitioned by month on ``at`` (migration 0007,
+    ``accessd.pdp.decision_partitions``), and a partitioned table's primary key must contain the
+    partition key: there the constraint is (id, at). The model declares ``id``, SQLite's primary
+    key, which is unique on both backends (one sequence) and is the rows' identity for the ORM. A
+    model cannot declare a per-dialect primary key and Alembic does not compare primary keys, so
+    tests/pdp/test_decision_partitions.py checks each backend's actual one."""
 
     __tablename__ = "decision_log"
     __table_args__ = (
@@ -276,7 +310,9 @@ class DecisionLog(Base):
         Index("ix_decision_subject_at", "subject_id", "at"),
     )
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # BIGINT on PostgreSQL (the sequence outlives dropped partitions); SQLite's INTEGER PRIMARY
+    # KEY is its 64-bit rowid already
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
     decision_id: Mapped[str] = mapped_column(String(64))
     client: Mapped[str | None] = mapped_column(String(200))
@@ -289,6 +325,16 @@ class DecisionLog(Base):
     decision: Mapped[str] = mapped_column(String(16))  # allow | mask | deny | partial
     reason: Mapped[str] = mapped_column(String(64))
     revision: Mapped[int | None] = mapped_column(Integer)
+
+
+@event.listens_for(DecisionLog, "before_insert")
+def _decision_month_partition(_mapper, connection, target: DecisionLog) -> None:
+    """A decision added through the ORM (tests, tools; the writer uses COPY and does this itself)
+    gets its month's partition made on PostgreSQL, where a month without one refuses the row."""
+    if connection.dialect.name == "postgresql" and isinstance(target.at, dt.datetime):
+        from accessd.pdp import decision_partitions  # not at import: models come first
+
+        decision_partitions.ensure(connection.connection, target.at, months_ahead=0)
 
 
 class ScimGroup(Base):
@@ -392,3 +438,22 @@ class SsfOutbox(Base):
     last_error: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class SchedulerJob(Base):
+    """The last run of one scheduled job in the cluster (accessd.jobs): the leading scheduler
+    claims a run by a compare-and-set on ``runs``, so a fire time is run once across processes,
+    and a leader that takes over runs once what fell due since ``due_after``."""
+
+    __tablename__ = "scheduler_job"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the job's id (jobs.register)
+    runs: Mapped[int] = mapped_column(Integer, default=0)  # runs so far; the claim's version
+    # fire times up to this instant are accounted for: by the last run, which started then, or
+    # (runs = 0) by the moment the job was first scheduled
+    due_after: Mapped[dt.datetime] = mapped_column(DateTime)
+    status: Mapped[str | None] = mapped_column(String(16))  # running | succeeded | failed
+    ran_by: Mapped[str | None] = mapped_column(String(200))  # host:pid:process start:token
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    error: Mapped[str | None] = mapped_column(String(300))

@@ -1,4 +1,4 @@
-"""Decisions per second: the compiled engine against pycasbin on identical request streams.
+"""Decisions per second: the compiled engine against pycasbin and Cedar on identical request streams.
 
     .venv/bin/python -m bench.decisions            # full run (~1-2 minutes)
     .venv/bin/python -m bench.decisions --quick    # a short smoke run
@@ -10,25 +10,37 @@ conditional) it times, in this process:
 - casbin ``Enforcer`` and ``FastEnforcer`` (with the FastModel fix, indexed on rtype+act) over a
   prefix of the same stream (casbin is slow), each giving the three-way answer with as few
   queries as possible (a mask query, then a full query only if something is visible);
+- Cedar (``cedarpy``, the Rust engine's Python binding) on the policy translated by
+  :mod:`bench.cedar_policy`, over a prefix of the stream: with the policy set sliced by resource
+  type and action (as an application slices a large Cedar policy set; each batch adds its
+  records to the entities), and with the whole set on a shorter prefix. Besides the rate through
+  cedarpy it prints the rate Cedar's own authorization time gives (cedarpy's
+  ``authz_duration_micros``, whole microseconds per request: no JSON, no Python);
 
-asserts that all three give identical answers on the shared prefix, and prints ratios measured
-in the same run. It also times a record mask: 50 records x the 40 fields of the large type.
-Exit status 1 if an answer differs or a target is missed.
+asserts that all engines give identical answers (for Cedar also the same matched rules, and no
+evaluation error) on the shared prefix, and prints ratios measured in the same run. Requests or
+rules that have no Cedar equivalent (none in these two policies) are left out of the Cedar
+comparison and counted. It also times a record mask: 50 records x the 40 fields of the large
+type. Exit status 1 if an answer differs or a target is missed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
 import sys
 import time
 from pathlib import Path
 
+import cedarpy
+
 from accessd.policy.engine import Engine
 from accessd.policy.policyset import load_policy_dir
 from accessd.policy.reference import casbin as casbin_ref
 from accessd.policy.reference.synthetic import generate_policy, generate_requests, generate_subjects
+from bench import cedar_policy
 
 TARGET_ENFORCER = 100.0
 TARGET_FAST = 10.0
@@ -56,7 +68,34 @@ def time_casbin(enforcer, reqs) -> tuple[float, list[str]]:
     return len(reqs) / (time.perf_counter() - t0), answers
 
 
-def bench_policy(name, policy, subjects, n_engine, n_enforcer, n_fast, seed):
+def time_cedar(cp, base, work) -> tuple[float, float, dict]:
+    """Decisions per second through cedarpy, and by Cedar's own authorization time alone."""
+    t0 = time.perf_counter()
+    out = cedar_policy.run(cp, base, work)
+    elapsed = time.perf_counter() - t0
+    own = sum(res.metrics.get("authz_duration_micros", 0) for _, res in out.values()) / 1e6
+    return len(out) / elapsed, len(out) / max(own, 1e-6), out
+
+
+def cedar_mismatches(engine, cp, requests, answers, out) -> list[str]:
+    """Where Cedar differs from the engine: the effect, the matched rules, or an evaluation error
+    (Cedar skips a policy that errors, which for a forbid would fail open)."""
+    problems = []
+    for i, (effect, res) in out.items():
+        q = requests[i]
+        if res.diagnostics.errors:
+            problems.append(f"request {i}: Cedar errors {res.diagnostics.errors}")
+        elif effect != answers[i]:
+            problems.append(f"request {i}: engine {answers[i]}, Cedar {effect}")
+        else:
+            d = engine.decide(q.subject, q.rtype, q.action, q.field, q.purpose, q.properties, q.today)
+            cedar_rules = cedar_policy.matched_rules(cp, res, effect)
+            if sorted(d.matched_rules) != cedar_rules:
+                problems.append(f"request {i}: engine matched {sorted(d.matched_rules)}, Cedar {cedar_rules}")
+    return problems
+
+
+def bench_policy(name, policy, subjects, n_engine, n_enforcer, n_fast, n_cedar, n_cedar_all, seed):
     engine = Engine(policy, revision=1)
     requests = generate_requests(policy, subjects, n_engine, seed=seed)
     n_casbin = max(n_enforcer, n_fast)
@@ -75,6 +114,15 @@ def bench_policy(name, policy, subjects, n_engine, n_enforcer, n_fast, seed):
         a != b for a, b in zip(eng_answers, fast_answers, strict=False)
     )
     effects = {e: eng_answers.count(e) for e in ("allow", "mask", "deny")}
+
+    cp = cedar_policy.translate(policy)
+    base = cedarpy.Entities.from_json_str(json.dumps(cedar_policy.base_entities(policy, engine, subjects)))
+    sliced, left_out = cedar_policy.batches(cp, engine, requests[:n_cedar], sliced=True)
+    whole, _ = cedar_policy.batches(cp, engine, requests[:n_cedar_all], sliced=False)
+    cedar_rate, cedar_own, cedar_out = time_cedar(cp, base, sliced)
+    cedar_all_rate, cedar_all_own, cedar_all_out = time_cedar(cp, base, whole)
+    cedar_problems = cedar_mismatches(engine, cp, requests, eng_answers, cedar_out)
+    cedar_problems += cedar_mismatches(engine, cp, requests, eng_answers, cedar_all_out)
     return {
         "name": name,
         "rules": len(policy.rules),
@@ -84,6 +132,14 @@ def bench_policy(name, policy, subjects, n_engine, n_enforcer, n_fast, seed):
         "n": (len(requests), n_enforcer, n_fast),
         "mismatches": mismatches,
         "effects": effects,
+        "cedar": cedar_rate,
+        "cedar_own": cedar_own,
+        "cedar_all": cedar_all_rate,
+        "cedar_all_own": cedar_all_own,
+        "cedar_n": (len(cedar_out), len(cedar_all_out), left_out),
+        "cedar_policies": (len(cp.policies), max(len(ps) for ps in cp.slices.values())),
+        "cedar_skipped": cp.skipped,
+        "cedar_problems": cedar_problems,
     }
 
 
@@ -132,10 +188,18 @@ def main(argv=None) -> int:
 
     results = [
         bench_policy(
-            "demo", demo, demo_subjects, 20_000 if q else 100_000, 100 if q else 600, 200 if q else 1500, 3
+            "demo",
+            demo,
+            demo_subjects,
+            *((20_000, 100, 200, 4_000, 500) if q else (100_000, 600, 1500, 20_000, 2_000)),
+            seed=3,
         ),
         bench_policy(
-            "large", large, large_subjects, 10_000 if q else 50_000, 15 if q else 60, 40 if q else 200, 4
+            "large",
+            large,
+            large_subjects,
+            *((10_000, 15, 40, 2_000, 300) if q else (50_000, 60, 200, 10_000, 1_000)),
+            seed=4,
         ),
     ]
     mask_ms, mask_cold, mask_desc = bench_mask(large, large_subjects, 30 if q else 200, seed=9)
@@ -162,6 +226,34 @@ def main(argv=None) -> int:
         )
     print(f"  large policy compile: {compile_ms:.0f} ms (tables per role set are built lazily and cached)")
     print()
+    print(
+        f"{'policy':<7}{'engine/s':>10}{'Cedar/s':>10}{'own/s':>9}{'all/s':>8}{'all own/s':>11}"
+        f"{'eng/Cedar':>11}{'eng/own':>9}{'eng/all':>9}  same answers"
+    )
+    for r in results:
+        e = r["engine"]
+        same = "yes" if not r["cedar_problems"] else f"NO ({len(r['cedar_problems'])} differ)"
+        print(
+            f"{r['name']:<7}{e:>10,.0f}{r['cedar']:>10,.0f}{r['cedar_own']:>9,.0f}{r['cedar_all']:>8,.0f}"
+            f"{r['cedar_all_own']:>11,.0f}{e / r['cedar']:>10,.1f}x{e / r['cedar_own']:>8,.1f}x"
+            f"{e / r['cedar_all']:>8,.0f}x  {same}"
+        )
+    print(
+        "  Cedar/s: policies sliced by (type, action), through cedarpy (requests, records and results "
+        "as JSON); own/s: Cedar's own authorization time alone; all: the whole policy set"
+    )
+    for r in results:
+        n_sliced, n_all, left = r["cedar_n"]
+        whole, biggest = r["cedar_policies"]
+        skipped = r["cedar_skipped"]
+        kept = "every rule translated" if not skipped else f"{len(skipped)} rules not translatable: {skipped}"
+        print(
+            f"  {r['name']}: {whole} Cedar policies (largest slice {biggest}), {kept}; sliced first "
+            f"{n_sliced:,} requests, whole set first {n_all:,}; {left} left out (no Cedar equivalent)"
+        )
+        for problem in r["cedar_problems"][:5]:
+            print(f"    {problem}")
+    print()
     large_r = results[1]
     checks = [
         (
@@ -178,6 +270,10 @@ def main(argv=None) -> int:
             mask_ms < TARGET_MASK_MS,
         ),
         ("identical answers engine / Enforcer / FastEnforcer", all(r["mismatches"] == 0 for r in results)),
+        (
+            "identical answers and matched rules engine / Cedar, no Cedar errors",
+            all(not r["cedar_problems"] for r in results),
+        ),
     ]
     for label, passed in checks:
         print(f"{'PASS' if passed else 'FAIL'}  {label}")

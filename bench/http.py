@@ -1,8 +1,10 @@
-"""HTTP benchmark: accessd under gunicorn (2 workers) against Cerbos, same machine, same run.
+"""HTTP benchmark: accessd under granian and under gunicorn (2 workers each, the command line of
+``accessd serve --server ...``) against Cerbos, same machine, same run.
 
-    .venv/bin/python -m bench.http [--duration 10] [--connections 16] [--worker-class sync|gthread]
-                                      [--workloads single,fields50] [--database sqlite|postgresql]
-    .venv/bin/python -m bench.http --soak 3 [--workload fields50] [--database postgresql]
+    .venv/bin/python -m bench.http [--server both|granian|gunicorn] [--duration 10] [--connections 16]
+                                   [--worker-class sync|gthread] [--workloads single,fields50]
+                                   [--database sqlite|postgresql]
+    .venv/bin/python -m bench.http --soak 3 [--server ...] [--workload fields50] [--database postgresql]
 
 Sets up its own database (SQLite in bench/.scratch/, or with ``--database postgresql`` a
 throwaway PostgreSQL server started like the tests' ``PostgresServer``), the demo policy, demo
@@ -14,17 +16,20 @@ drives both with Lua scripts for three workloads with the same content:
   batch50  50 field decisions on 50 different records in one call
   fields50 the field mask of 50 records (every field of each: 50 x 22 decisions)
 
-It prints requests/s, decisions/s, p50 and p99 for each, the accessd/Cerbos ratios, and
-PASS/FAIL against the targets of issue 3: fields50 decisions/s >= 3x Cerbos; single
-requests/s >= 0.8x Cerbos with p99 no worse.
+The decision log is on (the default), so every decision is also written to the database. It
+prints requests/s, decisions/s, p50 and p99 for each server and workload, the granian/gunicorn
+and accessd/Cerbos ratios, and PASS/FAIL against the targets of issue 3 for each server: fields50
+decisions/s >= 3x Cerbos; single requests/s >= 0.8x Cerbos with p99 no worse. The exit status
+follows the default server (``accessd.servers.DEFAULT``) and any failed request.
 
 ``--soak MINUTES`` drives accessd alone with one workload (fields50 by default: 50 decision
-records per call, the heaviest load on the decision log) for that many minutes, then stops the
-server gracefully and compares the records written (rows counted in the database after the
-server stopped) with the decisions answered (calls answered 200, counted by the wrk script,
-times the records per call). It FAILS (exit 1) when they differ, or when any call got an answer
-other than 200 or the decision log's 503 (backpressure). At the deadline the wrk script switches
-its connections to ``GET /healthz`` for a short tail, so no decision call is cut off in flight.
+records per call, the heaviest load on the decision log) for that many minutes under each chosen
+server in turn, then stops the server gracefully and compares the records written (rows added to
+the database by the time the server stopped) with the decisions answered (calls answered 200,
+counted by the wrk script, times the records per call). It FAILS (exit 1) when they differ, or
+when any call got an answer other than 200 or the decision log's 503 (backpressure). At the
+deadline the wrk script switches its connections to ``GET /healthz`` for a short tail, so no
+decision call is cut off in flight.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from accessd import demo, gunicorn_conf
+from accessd import demo, servers
 from accessd.db import Database
 from accessd.demo import CLIENT_RECORD
 from accessd.models import DecisionLog
@@ -198,8 +203,9 @@ class Postgres:
         self.server.stop()
 
 
-def start_accessd(db_url: str, workdir: Path, args) -> tuple[subprocess.Popen, str]:
-
+def start_accessd(db_url: str, workdir: Path, args, server: str) -> tuple[subprocess.Popen, str]:
+    """accessd under ``server`` (2 workers; gunicorn with ``--worker-class``), as ``accessd serve``
+    starts it."""
     port = free_port()
     env = dict(
         os.environ,
@@ -207,16 +213,24 @@ def start_accessd(db_url: str, workdir: Path, args) -> tuple[subprocess.Popen, s
         ACCESSD_INSTANCE_PATH=str(workdir),
         ACCESSD_SECRET_KEY="bench-" + "x" * 32,
     )
-    threads = args.threads if args.worker_class == "gthread" else 1
-    command = gunicorn_conf.argv(f"127.0.0.1:{port}", 2, threads, "--log-level", "warning")
+    env.update(servers.environment(str(workdir), port))  # the workers' shared metrics, as `accessd serve`
+    threads = args.threads if server == "gunicorn" and args.worker_class == "gthread" else 1
+    command = servers.argv(server, "127.0.0.1", port, 2, threads, "--log-level", "warning")
     proc = subprocess.Popen(command, cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
-    wait_http(base + "/healthz", proc, "gunicorn")
+    wait_http(base + "/healthz", proc, server)
     return proc, base
 
 
+def describe(server: str, args) -> str:
+    if server == "granian":
+        return "granian 2 workers (1 thread each)"
+    threads = f", {args.threads} threads" if args.worker_class == "gthread" else ""
+    return f"gunicorn 2 workers ({args.worker_class}{threads})"
+
+
 def stop(procs: list[subprocess.Popen]) -> None:
-    """SIGTERM (a graceful stop: gunicorn workers write their queued decision records)."""
+    """SIGTERM (a graceful stop: the workers write their queued decision records)."""
     for p in procs:
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
@@ -382,7 +396,7 @@ end
 SOAK_TAIL_SECONDS = 15  # longer than any call can take (decision_log.max_wait_seconds is 2 s)
 
 
-def soak(args, db_url: str, token: str, workdir: Path) -> int:
+def soak(args, db_url: str, token: str, workdir: Path, server: str) -> int:
     """Drive one workload for ``args.soak`` minutes; compare records written with answered."""
 
     path, body, _ = accessd_bodies()[args.workload]
@@ -390,7 +404,8 @@ def soak(args, db_url: str, token: str, workdir: Path) -> int:
     seconds = int(args.soak * 60)
     body_file = workdir / "soak.json"
     body_file.write_text(body)
-    proc, base = start_accessd(db_url, workdir, args)
+    before = count_log_rows(db_url)
+    proc, base = start_accessd(db_url, workdir, args, server)
     readiness: dict[str, int] = {}
     done = threading.Event()
 
@@ -416,7 +431,7 @@ def soak(args, db_url: str, token: str, workdir: Path) -> int:
         script.write_text(SOAK_LUA.format(token=token, body=body_file, path=path, deadline=deadline))
         print(
             f"soak: {args.workload} ({per_call} decision records per call) for {args.soak:g} min on "
-            f"{args.database}, {args.connections} connections, gunicorn 2 workers ({args.worker_class})",
+            f"{args.database}, {args.connections} connections, {describe(server, args)}",
             flush=True,
         )
         poller.start()
@@ -437,7 +452,7 @@ def soak(args, db_url: str, token: str, workdir: Path) -> int:
         raise SystemExit(f"could not parse wrk output:\n{out}")
     answered, refused, other, slowest, sock_err, timeouts = map(int, m.groups())
     decisions = answered * per_call
-    written = count_log_rows(db_url)
+    written = count_log_rows(db_url) - before
     print(
         f"calls answered 200: {answered} ({answered / elapsed:.0f}/s, {decisions / elapsed:.0f} records/s), "
         f"503 from the decision log: {refused}, other answers: {other}, socket errors: {sock_err}, "
@@ -464,13 +479,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument(
+        "--server",
+        default="both",
+        choices=["both", *servers.NAMES],
+        help="the server(s) accessd runs under; both: granian and gunicorn in the same run",
+    )
     parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument(
         "--worker-class",
         default="sync",
         choices=["sync", "gthread"],
-        help="gunicorn worker class (sync is accessd serve's default)",
+        help="gunicorn worker class (sync is accessd serve --server gunicorn's default)",
     )
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (gthread)")
     parser.add_argument(
@@ -498,23 +519,22 @@ def main() -> int:
     try:
         db_url = postgres.__enter__() if postgres else f"sqlite:///{workdir / 'bench.sqlite3'}"
         token = setup_accessd(db_url)
+        chosen = list(servers.NAMES) if args.server == "both" else [args.server]
         if args.soak:
-            return soak(args, db_url, token, workdir)
-        return compare(args, workloads, db_url, token, workdir)
+            return max(soak(args, db_url, token, workdir, server) for server in chosen)
+        return compare(args, chosen, workloads, db_url, token, workdir)
     finally:
         if postgres:
             postgres.__exit__(None, None, None)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def compare(args, workloads: list[str], db_url: str, token: str, workdir: Path) -> int:
-    """accessd against Cerbos on each workload, plus two reference runs of accessd alone."""
+def compare(args, chosen: list[str], workloads: list[str], db_url: str, token: str, workdir: Path) -> int:
+    """accessd under each chosen server against Cerbos on each workload, plus two reference runs
+    of accessd alone per server."""
     cerbos_bin = install_cerbos()
     procs: list[subprocess.Popen] = []
     try:
-        proc, base = start_accessd(db_url, workdir, args)
-        procs.append(proc)
-
         cport, gport = free_port(), free_port()
         cerbos_cfg = workdir / "cerbos.yaml"
         cerbos_cfg.write_text(
@@ -533,75 +553,93 @@ def compare(args, workloads: list[str], db_url: str, token: str, workdir: Path) 
         cerbos = f"http://127.0.0.1:{cport}"
         wait_http(cerbos + "/_cerbos/health", procs[-1], "cerbos")
 
-        check_answers(base, token, cerbos)
         print(
-            f"wrk: {args.duration}s per run, {args.connections} connections; accessd: gunicorn 2 workers "
-            f"({args.worker_class}{f', {args.threads} threads' if args.worker_class == 'gthread' else ''}) "
-            f"on {args.database}; Cerbos {CERBOS_PKG.rsplit('@', 1)[1]}"
+            f"wrk: {args.duration}s per run, {args.connections} connections; accessd on {args.database} "
+            f"(decision log on) under {' and '.join(describe(s, args) for s in chosen)}; "
+            f"Cerbos {CERBOS_PKG.rsplit('@', 1)[1]}"
         )
-        results = {}
         ours_w, theirs_w = accessd_bodies(), cerbos_bodies()
+        peer = {}
         for name in workloads:
-            path, body, per = ours_w[name]
-            a = run_wrk(base, path, body, token, workdir, f"accessd-{name}", args)
             cpath, cbody, cper = theirs_w[name]
-            c = run_wrk(cerbos, cpath, cbody, None, workdir, f"cerbos-{name}", args)
-            a["dps"], c["dps"] = a["rps"] * per, c["rps"] * cper
-            results[name] = (a, c)
-        # context, not targets: the same server answering GET /healthz (a bare Flask handler),
-        # and the field-mask call that also returns the records masked server-side
-        bare = run_wrk(base, "/healthz", None, None, workdir, "accessd-bare", args)
-        rendered = None
-        if "fields50" in workloads:
-            path, body, per = ours_w["records50"]
-            rendered = run_wrk(base, path, body, token, workdir, "accessd-records50", args)
-            rendered["dps"] = rendered["rps"] * per
+            peer[name] = c = run_wrk(cerbos, cpath, cbody, None, workdir, f"cerbos-{name}", args)
+            c["dps"] = c["rps"] * cper
+        ours: dict[str, dict[str, dict]] = {}  # server -> workload -> result
+        for server in chosen:
+            proc, base = start_accessd(db_url, workdir, args, server)
+            try:
+                check_answers(base, token, cerbos)
+                runs = ours[server] = {}
+                for name in workloads:
+                    path, body, per = ours_w[name]
+                    runs[name] = a = run_wrk(base, path, body, token, workdir, f"{server}-{name}", args)
+                    a["dps"] = a["rps"] * per
+                # context, not targets: the same server answering GET /healthz (a bare Flask
+                # handler), and the field-mask call that also returns the records masked
+                runs["bare"] = run_wrk(base, "/healthz", None, None, workdir, f"{server}-bare", args)
+                if "fields50" in workloads:
+                    path, body, per = ours_w["records50"]
+                    runs["records50"] = r = run_wrk(base, path, body, token, workdir, f"{server}-rec", args)
+                    r["dps"] = r["rps"] * per
+            finally:
+                stop([proc])
 
         print(
-            f"\n{'workload':<9} {'server':<8} {'req/s':>9} {'decisions/s':>12} {'p50 ms':>8} {'p99 ms':>8} "
-            f"{'errors':>6}"
+            f"\n{'workload':<9} {'server':<17} {'req/s':>9} {'decisions/s':>12} {'p50 ms':>8} "
+            f"{'p99 ms':>8} {'errors':>6}"
         )
-        for name, (a, c) in results.items():
-            for who, r in (("accessd", a), ("cerbos", c)):
+        notes = {"records50": "   (fields50 + masked records returned)", "bare": "   (GET /healthz)"}
+        for name in [*workloads, "records50", "bare"]:
+            rows = [(f"accessd/{s}", ours[s][name]) for s in chosen if name in ours[s]]
+            if name in peer:
+                rows.append(("cerbos", peer[name]))
+            for who, r in rows:
+                dps = f"{r['dps']:>12.0f}" if "dps" in r else f"{'-':>12}"
                 print(
-                    f"{name:<9} {who:<8} {r['rps']:>9.0f} {r['dps']:>12.0f} {r['p50_ms']:>8.2f} "
-                    f"{r['p99_ms']:>8.2f} {r['errors']:>6}"
+                    f"{name:<9} {who:<17} {r['rps']:>9.0f} {dps} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+                    f"{r['errors']:>6}{notes.get(name, '')}"
                 )
-        if rendered:
-            print(
-                f"{'records50':<9} {'accessd':<8} {rendered['rps']:>9.0f} {rendered['dps']:>12.0f} "
-                f"{rendered['p50_ms']:>8.2f} {rendered['p99_ms']:>8.2f} {rendered['errors']:>6}"
-                "   (fields50 + masked records returned)"
-            )
-        print(
-            f"{'bare':<9} {'accessd':<8} {bare['rps']:>9.0f} {'-':>12} {bare['p50_ms']:>8.2f} "
-            f"{bare['p99_ms']:>8.2f} {bare['errors']:>6}   (GET /healthz: Flask+gunicorn ceiling)"
-        )
-        if "single" in results:
-            print(f"\nsingle evaluation / bare handler: {results['single'][0]['rps'] / bare['rps']:.2f}x")
-        print("ratios accessd/Cerbos:")
-        for name, (a, c) in results.items():
-            print(
-                f"  {name:<9} decisions/s {a['dps'] / c['dps']:.2f}x   p99 {a['p99_ms'] / c['p99_ms']:.2f}x"
-            )
+        if len(chosen) == 2:
+            a, b = chosen
+            print(f"\n{a}/{b}:")
+            for name in [*workloads, "records50", "bare"]:
+                if name in ours[a]:
+                    x, y = ours[a][name], ours[b][name]
+                    print(
+                        f"  {name:<9} req/s {x['rps'] / y['rps']:.2f}x   p99 {x['p99_ms'] / y['p99_ms']:.2f}x"
+                    )
         ok = True
-        if "fields50" in results:
-            a, c = results["fields50"]
-            fields_ok = a["dps"] >= 3 * c["dps"]
-            ok &= fields_ok
-            print(
-                f"\n{'PASS' if fields_ok else 'FAIL'} fields50 decisions/s {a['dps'] / c['dps']:.2f}x Cerbos "
-                "(target >= 3x)"
-            )
-        if "single" in results:
-            a1, c1 = results["single"]
-            single_ok = a1["rps"] >= 0.8 * c1["rps"] and a1["p99_ms"] <= c1["p99_ms"]
-            ok &= single_ok
-            print(
-                f"{'PASS' if single_ok else 'FAIL'} single requests/s {a1['rps'] / c1['rps']:.2f}x Cerbos "
-                f"(target >= 0.8x), p99 {a1['p99_ms']:.2f} ms vs {c1['p99_ms']:.2f} ms (target: no worse)"
-            )
-        errors = sum(r["errors"] for pair in results.values() for r in pair)
+        for server in chosen:
+            runs = ours[server]
+            print(f"\naccessd/{server} against Cerbos:")
+            if "single" in runs:
+                print(
+                    f"  single evaluation / bare handler: {runs['single']['rps'] / runs['bare']['rps']:.2f}x"
+                )
+            for name in workloads:
+                a, c = runs[name], peer[name]
+                ratio, p99 = a["dps"] / c["dps"], a["p99_ms"] / c["p99_ms"]
+                print(f"  {name:<9} decisions/s {ratio:.2f}x   p99 {p99:.2f}x")
+            counts = server == servers.DEFAULT or len(chosen) == 1  # the exit status follows it
+            if "fields50" in runs:
+                a, c = runs["fields50"], peer["fields50"]
+                fields_ok = a["dps"] >= 3 * c["dps"]
+                ok &= fields_ok or not counts
+                print(
+                    f"  {'PASS' if fields_ok else 'FAIL'} fields50 decisions/s {a['dps'] / c['dps']:.2f}x "
+                    "Cerbos (target >= 3x)"
+                )
+            if "single" in runs:
+                a1, c1 = runs["single"], peer["single"]
+                single_ok = a1["rps"] >= 0.8 * c1["rps"] and a1["p99_ms"] <= c1["p99_ms"]
+                ok &= single_ok or not counts
+                print(
+                    f"  {'PASS' if single_ok else 'FAIL'} single requests/s {a1['rps'] / c1['rps']:.2f}x "
+                    f"Cerbos (target >= 0.8x), p99 {a1['p99_ms']:.2f} ms vs {c1['p99_ms']:.2f} ms "
+                    "(target: no worse)"
+                )
+        errors = sum(r["errors"] for runs in ours.values() for r in runs.values())
+        errors += sum(r["errors"] for r in peer.values())
         if errors:
             print(f"FAIL {errors} requests failed")
         return 0 if ok and not errors else 1

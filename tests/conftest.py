@@ -145,15 +145,16 @@ def client(app):
 
 @pytest.fixture
 def serve(tmp_path):
-    """Start accessd under gunicorn (the one command line of ``accessd serve``) on a free port:
-    ``serve(database_url, workers=2, **env) -> (base_url, process)``. Stopped at teardown."""
+    """Start accessd as ``accessd serve`` does (the same command line) on a free port:
+    ``serve(database_url, workers=2, server=servers.DEFAULT, **env) -> (base_url, process)``;
+    ``server`` is "granian" or "gunicorn". Stopped at teardown (SIGTERM, a graceful stop)."""
     import urllib.request
 
-    from accessd import gunicorn_conf
+    from accessd import servers
 
     started = []
 
-    def start(database_url: str, workers: int = 2, **env):
+    def start(database_url: str, workers: int = 2, server: str = servers.DEFAULT, **env):
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         environ = dict(
@@ -166,9 +167,9 @@ def serve(tmp_path):
         )
         log_path = tmp_path / f"server-{port}.log"
         log = open(log_path, "wb")  # noqa: SIM115 - closed at teardown
-        proc = subprocess.Popen(
-            gunicorn_conf.argv(f"127.0.0.1:{port}", workers), cwd=ROOT, env=environ, stdout=log, stderr=log
-        )
+        environ.update(servers.environment(environ["ACCESSD_INSTANCE_PATH"], port))  # as `accessd serve`
+        command = servers.argv(server, "127.0.0.1", port, workers)
+        proc = subprocess.Popen(command, cwd=ROOT, env=environ, stdout=log, stderr=log)
         started.append((proc, log))
         deadline = time.monotonic() + 30
         while True:
@@ -178,7 +179,7 @@ def serve(tmp_path):
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
                     proc.kill()
-                    pytest.fail("gunicorn did not start: " + log_path.read_text()[-2000:])
+                    pytest.fail(f"{server} did not start: " + log_path.read_text()[-2000:])
                 time.sleep(0.1)
 
     yield start
@@ -186,7 +187,7 @@ def serve(tmp_path):
         if proc.poll() is None:
             proc.terminate()
             try:
-                proc.wait(timeout=30)
+                proc.wait(timeout=60)  # longer than the servers' own kill timeouts (30 s)
             except subprocess.TimeoutExpired:
                 proc.kill()
         log.close()

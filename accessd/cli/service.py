@@ -1,7 +1,7 @@
 """``accessd init``, ``accessd demo`` and ``accessd serve``: set up the database and run the service.
 
-``demo`` and ``serve`` import what only they need (the demo data, the gunicorn settings) when they
-run, so that other CLI calls do not pay for loading them.
+``demo`` imports the demo data only when it runs, and the servers' settings are loaded by the
+server process, so that other CLI calls do not pay for loading them.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from accessd import servers
 from accessd.cli.base import Context, actor, pass_ctx, safe_url
 from accessd.errors import Invalid
 
@@ -40,21 +41,34 @@ def demo(c: Context, admin_password: str | None):
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=2, show_default=True, type=int)
-@click.option("--threads", default=1, show_default=True, type=int, help="threads per worker (>1: gthread)")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--threads",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Python threads per worker (granian: blocking threads; gunicorn: >1 selects gthread)",
+)
+@click.option(
+    "--server",
+    type=click.Choice(servers.NAMES),
+    default=servers.DEFAULT,
+    show_default=True,
+    help="the HTTP server (docs/server.md compares them)",
+)
 @pass_ctx
-def serve(c: Context, host: str, port: int, workers: int, threads: int):
-    """Run the service under gunicorn (the worker-exit hook flushes the decision log).
+def serve(c: Context, host: str, port: int, workers: int, threads: int, server: str):
+    """Run the service under granian (default) or gunicorn; a graceful stop (SIGTERM) writes
+    every queued decision record.
 
     Refuses to start without a secret key (ACCESSD_SECRET_KEY): every worker must sign sessions
     with the same one. Without a configured public_url, the discovery document names the bound
-    address. Works from any directory (the app is accessd.wsgi:app).
+    address. Works from any directory.
 
-    Sync workers are the default: measured with bench/http.py they give the best single-decision
-    throughput and tail latency here (threads contend for the GIL with the decision-log writer).
-    Run more workers than cores behind a buffering proxy for slow clients."""
-    from accessd import gunicorn_conf  # only this command: see the module docstring
-
+    granian is the default: measured with bench/http.py it answers more requests per second at
+    no worse p99 than gunicorn's sync workers, and clients that are slow to send their request
+    line or headers hold no Python worker (docs/server.md). One thread per worker is the
+    default: more threads contend for the GIL with the decision-log writer."""
     if not c.settings.secret_key:
         raise Invalid(
             "no secret key: set ACCESSD_SECRET_KEY (or ACCESSD_SECRET_KEY_FILE) to a long random value, "
@@ -63,7 +77,8 @@ def serve(c: Context, host: str, port: int, workers: int, threads: int):
     if not c.settings.public_url:
         shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else f"[{host}]" if ":" in host else host
         os.environ["ACCESSD_PUBLIC_URL"] = f"http://{shown}:{port}"
-    command = gunicorn_conf.argv(f"{host}:{port}", workers, threads)
+    os.environ.update(servers.environment(c.settings.instance_path, port))
+    command = servers.argv(server, host, port, workers, threads)
     os.execvp(command[0], command)
 
 

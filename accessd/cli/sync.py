@@ -178,21 +178,48 @@ def sync_reject(c: Context, run_id: int):
 @click.command("scheduler")
 @pass_ctx
 def scheduler(c: Context):
-    """Run the scheduled jobs (directory syncs, end-date sweep, log retention) until interrupted."""
-    from apscheduler.schedulers.blocking import BlockingScheduler  # lazy: see the module docstring
+    """Run the scheduled jobs (directory syncs, due departures, the stale sweep, retention) until
+    interrupted (Ctrl-C or SIGTERM, which hands the lead over at once).
+
+    Run one on each of several hosts: exactly one leads and runs the jobs, the others stand by
+    and take over within ``scheduler.retry_seconds`` when it dies (about
+    ``scheduler.lease_seconds`` more when its host vanished); the new leader runs once each job
+    that missed a fire time meanwhile. Each process logs whether it leads or stands by, and who
+    leads. Every process pushes Shared Signals events. See accessd.jobs.
+    """
+    import signal
+
+    from apscheduler.events import EVENT_SCHEDULER_STARTED  # lazy: see the module docstring
+    from apscheduler.schedulers.blocking import BlockingScheduler
 
     from accessd import jobs  # lazy: see the module docstring
+    from accessd.errors import Invalid
 
-    logging.basicConfig(level=c.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    problems = [p for p in c.settings.validate() if p.startswith("scheduler.")]
+    if problems:
+        raise Invalid(problems[0])
     c.db.upgrade()
+    logging.basicConfig(level=c.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # APScheduler says "Running job" in every process, standbys too: what ran is logged by accessd
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
     sched = BlockingScheduler(timezone=c.settings.timezone)
-    jobs.register(sched, c.settings, c.db)
+    cluster = jobs.Cluster(c.db, c.settings, sched)
+    jobs.register(sched, c.settings, c.db, cluster=cluster)
     for job in sched.get_jobs():
         click.echo(f"scheduled: {job.name} ({job.trigger})")
     if not c.settings.ldap.url:
         click.echo("not scheduled: directory syncs (set ldap.url / ACCESSD_LDAP_URL to enable them)")
-    with contextlib.suppress(KeyboardInterrupt, SystemExit):
-        sched.start()
+    # the leadership thread starts once the jobs are in the scheduler: taking the lead adds their
+    # catch-up runs to it
+    sched.add_listener(lambda _event: cluster.start(), EVENT_SCHEDULER_STARTED)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # a service stop hands the lead over
+    try:
+        with contextlib.suppress(KeyboardInterrupt, SystemExit):
+            sched.start()
+    finally:
+        cluster.stop()
+        with contextlib.suppress(Exception):
+            sched.shutdown(wait=False)
 
 
 def register(cli: click.Group) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from accessd import audit
+from accessd import audit, changes
 from accessd.config import Settings
 from accessd.lifecycle import signals
 from accessd.lifecycle.directory_mapping import PROFILE_FIELDS
@@ -291,7 +291,9 @@ def _apply_revokes(w: _Writes, revokes: list[Revoke]) -> None:
     if not revokes:
         return
     gids = [a.grant_id for a in revokes]
-    result = w.session.execute(delete(RoleGrant).where(RoleGrant.id.in_(gids), RoleGrant.source == SOURCE))
+    # the accounts are updated below in this transaction, so the change sequence names them
+    revoked = delete(RoleGrant).where(RoleGrant.id.in_(gids), RoleGrant.source == SOURCE)
+    result = w.session.execute(revoked.execution_options(**{changes.ACCOUNTS_TOUCHED: True}))
     acc_ids = {a.account_id for a in revokes}
     w.session.execute(
         update(Account)

@@ -13,6 +13,12 @@ child starts its own) wakes when ``batch_size`` rows are queued and at least eve
 driver (``decision_rows.RowWriter``: multi-row INSERTs on SQLite, ``COPY ... FROM STDIN`` on
 PostgreSQL).
 
+Partitions (PostgreSQL). ``decision_log`` has one partition per month
+(``decision_partitions``). The writer makes sure this month's and the next two exist when its
+thread starts; a batch refused because a row's month has no partition has the missing months
+created and is written again (creating them failing counts as the database refusing: the rows
+stay queued and are retried).
+
 Failures. A batch refused because the database is unavailable (the driver's OperationalError or
 InterfaceError: connection lost, database locked, disk full, table missing) goes back to the
 front of the queue and is retried with backoff (0.5 s doubling to 10 s) until it is written. Any
@@ -58,6 +64,7 @@ from sqlalchemy import exc as sa_exc
 
 from accessd.errors import Unavailable
 from accessd.models import utcnow
+from accessd.pdp import decision_partitions
 from accessd.pdp.decision_rows import RowWriter, storable
 
 log = logging.getLogger("accessd.decision_log")
@@ -224,6 +231,8 @@ class DecisionLogWriter:
             self._running = self._started = True
 
     def _run(self) -> None:
+        if not self._sqlite:
+            self._ensure_partitions()
         next_flush = time.monotonic() + self.flush_seconds
         more = False  # rows were left queued to send a heartbeat in between
         while not self._stopping.is_set():
@@ -304,6 +313,16 @@ class DecisionLogWriter:
                 self._rows.insert(conn, part)
             except Exception as exc:  # noqa: BLE001 - classified below; nothing is dropped
                 _rollback(conn)
+                if not self._sqlite and decision_partitions.is_missing_partition(exc):
+                    try:
+                        created = self._create_partitions(conn, part)
+                    except Exception as failure:  # noqa: BLE001 - the database refuses: retried
+                        _rollback(conn)
+                        rest = [row for later, _ in reversed(pending) for row in later]
+                        raise _Refused(part + rest, failure) from failure
+                    if created:  # each retry creates at least one: this ends
+                        pending.append((part, repaired))
+                        continue
                 if repaired or isinstance(exc, self._outage_errors):
                     rest = [row for later, _ in reversed(pending) for row in later]
                     raise _Refused(part + rest, exc) from exc
@@ -328,6 +347,34 @@ class DecisionLogWriter:
                 with self._room:
                     self._room.notify_all()
         return written
+
+    def _create_partitions(self, conn, rows: list) -> int:
+        """Create the missing partitions for the months of ``rows`` (and the ones made ahead)."""
+        months = decision_partitions.months_of(r[0] for r in rows if isinstance(r, tuple | list) and r)
+        created = decision_partitions.ensure(conn, utcnow(), also=months)
+        conn.commit()
+        if created:
+            log.info("decision log: created %d monthly partitions for a batch that needed them", created)
+        return created
+
+    def _ensure_partitions(self) -> None:
+        """This month's partition and the next ones (PostgreSQL), when the thread starts; a
+        failure is logged only: a batch that needs a partition creates it."""
+        try:
+            conn = self.db.engine.raw_connection()
+        except Exception as exc:  # noqa: BLE001 - the first write will report the outage
+            log.warning("decision log: cannot check the monthly partitions (%s)", _describe(exc))
+            return
+        try:
+            decision_partitions.ensure(conn, utcnow())
+            conn.commit()
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            _rollback(conn)
+            if isinstance(exc, self._outage_errors):
+                conn.invalidate()  # a broken connection must not go back to the pool
+            log.warning("decision log: cannot create the monthly partitions ahead (%s)", _describe(exc))
+        finally:
+            conn.close()
 
     def _failed(self, exc: BaseException, conn=None) -> None:
         self.failed_batches += 1

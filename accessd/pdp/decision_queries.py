@@ -1,10 +1,11 @@
-"""Reading the decision log: who read what, when and why (auditors' queries), retention, and
-readiness across every worker (their counters in ``decision_log_worker``). Writing is
-``accessd.pdp.decision_log``."""
+"""Reading the decision log: who read what, when and why (auditors' queries), retention (whole
+monthly partitions dropped on PostgreSQL), and readiness across every worker (their counters in
+``decision_log_worker``). Writing is ``accessd.pdp.decision_log``."""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select
@@ -12,7 +13,10 @@ from sqlalchemy.orm import Session
 
 from accessd.errors import Invalid
 from accessd.models import DecisionLog, DecisionLogWorker, utcnow
+from accessd.pdp import decision_partitions
 from accessd.pdp.decision_log import STALE_HEARTBEATS, DecisionLogWriter
+
+log = logging.getLogger("accessd.decision_log")
 
 
 @dataclass
@@ -96,12 +100,38 @@ def as_dict(r: DecisionLog) -> dict:
 
 
 def purge(session: Session, retention_days: int, now: dt.datetime | None = None) -> int:
-    """Delete decisions older than ``retention_days``; returns how many were deleted."""
+    """Delete decisions older than ``retention_days``; returns how many were deleted.
+
+    On PostgreSQL (monthly partitions, ``decision_partitions``) it DELETEs only in the month the
+    cutoff falls in, makes the partitions of this month and the next ones, and drops every
+    partition whose whole month is older than the cutoff (in that order: creating and dropping
+    lock the table until the caller commits); it logs how many partitions it dropped. On SQLite
+    it DELETEs."""
     if retention_days < 1:
         raise Invalid("retention must be at least 1 day", pointer="retention_days")
-    cutoff = (now or utcnow()) - dt.timedelta(days=retention_days)
-    result = session.execute(delete(DecisionLog).where(DecisionLog.at < cutoff))
-    return result.rowcount or 0
+    now = now or utcnow()
+    cutoff = now - dt.timedelta(days=retention_days)
+    before = cutoff
+    dropped = dropped_rows = deleted = 0
+    if session.get_bind().dialect.name == "postgresql":
+        before = decision_partitions.month_start(cutoff)
+        straddling = (DecisionLog.at >= before, DecisionLog.at < cutoff)
+        deleted = session.execute(delete(DecisionLog).where(*straddling)).rowcount or 0
+        conn = session.connection().connection  # the session's transaction
+        decision_partitions.ensure(conn, now)
+        dropped, dropped_rows = decision_partitions.drop_before(conn, cutoff)
+    # SQLite: everything; PostgreSQL: only what a partition made by hand holds (pruning skips
+    # the rest: the older months' partitions are gone)
+    deleted += session.execute(delete(DecisionLog).where(DecisionLog.at < before)).rowcount or 0
+    if dropped:
+        log.info(
+            "decision log: dropped %d monthly partitions (%d records) and deleted %d records, all before %s",
+            dropped,
+            dropped_rows,
+            deleted,
+            cutoff.isoformat(" ", "seconds"),
+        )
+    return dropped_rows + deleted
 
 
 # -- readiness ---------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from accessd import metrics
 from accessd.errors import Invalid, TooLarge
 from accessd.models import utcnow
 from accessd.pdp import requests as rq
@@ -60,6 +61,11 @@ class DecisionService:
         self.decision_log = decision_log
         self.settings = settings
 
+    def _record(self, rows) -> None:
+        """Queue the rows in the decision log and count them (``accessd.metrics``)."""
+        self.decision_log.record_many(rows)
+        metrics.count_decisions(rows)
+
     @property
     def max_decisions(self) -> int:
         return self.settings.api.max_decisions
@@ -71,7 +77,7 @@ class DecisionService:
         req = rq.evaluation(body)
         self._check_cost(self._cost(engine, req), "the request")
         result, row = self._decide(engine, req, new_decision_id(), client, default_purpose)
-        self.decision_log.record_many((row,))
+        self._record((row,))
         return result
 
     def evaluations(self, body: Mapping, client: str | None, default_purpose: str | None = None) -> dict:
@@ -123,7 +129,7 @@ class DecisionService:
                 break
             if semantic == "permit_on_first_permit" and result["decision"]:
                 break
-        self.decision_log.record_many(rows)
+        self._record(rows)
         return {"evaluations": results}
 
     def _cost(self, engine, req: Request) -> int:
@@ -295,7 +301,7 @@ class DecisionService:
                     _effective_purpose(engine, rtype, purpose), effect, reason, revision,
                 )
             )  # fmt: skip
-        self.decision_log.record_many(rows)
+        self._record(rows)
         out = {"decision_id": decision_id, "results": results}
         if explain:
             out["revision"] = revision
@@ -383,7 +389,7 @@ class DecisionService:
             new_decision_id(), client, sid or "*", action, rtype, rid, fields, purpose,
             "search", f"{count} results", engine.revision,
         )  # fmt: skip
-        self.decision_log.record_many((row,))
+        self._record((row,))
 
     # -- discovery ------------------------------------------------------------------------------
 

@@ -6,8 +6,9 @@ import hashlib
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from accessd import clock
@@ -102,37 +103,33 @@ class Caller:
 class TokenCache:
     """Token look-ups held in memory, so a known token costs no database round trip.
 
-    Revocation reaches every process within ``poll_seconds`` (1 s): at most once per interval a
-    lookup reads a fingerprint of the client table (client count, revoked count, newest
-    revocation, highest id); when it changed, everything cached is dropped and re-read on next
-    use. Revocation only ever adds to the revoked count, so no revocation can go unseen, and
-    rotation (:func:`rotate`) is a revocation plus a new client. ``ttl_seconds`` bounds how long
-    an entry is reused even without a change (a backstop for edits made outside accessd).
+    A revocation or a new client reaches every process through the change sequence
+    (:mod:`accessd.changes`): the feed calls :meth:`forget_changed` with the clients changed since
+    it last looked, and their tokens are dropped from both LRUs (a new client's token may have
+    been cached as unknown). ``ttl_seconds`` bounds how long an entry is reused even without a
+    change (a backstop for edits made outside accessd).
 
     Known tokens live in an LRU of ``max_entries``; unknown tokens in a separate LRU of the same
     size, so a flood of bad tokens neither reaches the database twice for the same token nor
     evicts a known one. Filling up evicts the least recently used entry, never the whole cache.
     """
 
-    def __init__(self, db, ttl_seconds: float = 30, max_entries: int = 10_000, poll_seconds: float = 1.0):
+    def __init__(self, db, ttl_seconds: float = 30, max_entries: int = 10_000):
         self.db = db
         self.ttl = ttl_seconds
         self.max_entries = max_entries
-        self.poll_seconds = poll_seconds
         self._known: OrderedDict[str, tuple[float, Caller]] = OrderedDict()
         self._unknown: OrderedDict[str, float] = OrderedDict()
-        self._fingerprint: tuple | None = None
-        self._checked = float("-inf")
-        # bumped whenever the cache is dropped; a look-up that started before a drop does not
+        # bumped whenever entries are dropped; a look-up that started before a drop does not
         # store its (possibly outdated) answer
         self._generation = 0
         self._lock = threading.Lock()
+        self.ensure: Callable[[], None] = lambda: None  # set by the feed (accessd.pdp.feed)
 
     def lookup(self, token: str) -> Caller | None:
         """The active client owning ``token``, or None."""
+        self.ensure()
         now = clock.monotonic()
-        if now - self._checked >= self.poll_seconds:
-            self._check_for_changes()
         key = hash_token(token)
         with self._lock:
             hit = self._known.get(key)
@@ -164,24 +161,16 @@ class TokenCache:
         if len(lru) > self.max_entries:
             lru.popitem(last=False)  # the least recently used
 
-    def _check_for_changes(self) -> None:
-        """Read the client table's fingerprint; drop the cache when it changed."""
-        with self.db.session() as s:
-            fingerprint = tuple(
-                s.execute(
-                    select(
-                        func.count(ApiClient.id),
-                        func.count(ApiClient.revoked_at),
-                        func.max(ApiClient.revoked_at),
-                        func.max(ApiClient.id),
-                    )
-                ).one()
-            )
-        with self._lock:
-            if fingerprint != self._fingerprint:
-                self._drop()
-                self._fingerprint = fingerprint
-            self._checked = clock.monotonic()
+    def forget_changed(self, s, since: int) -> int:
+        """Drop the cached look-ups of clients changed after sequence ``since``; returns how many."""
+        hashes = s.scalars(select(ApiClient.token_hash).where(ApiClient.change_seq > since)).all()
+        if hashes:
+            with self._lock:
+                for key in hashes:
+                    self._known.pop(key, None)
+                    self._unknown.pop(key, None)
+                self._generation += 1
+        return len(hashes)
 
     def _drop(self) -> None:
         self._known.clear()

@@ -1,5 +1,6 @@
-"""`accessd serve`: refuses to run without a secret key, runs from any directory, and several
-servers on one machine each get their own gunicorn control socket."""
+"""`accessd serve`: refuses to run without a secret key, runs from any directory (under granian,
+the default, and gunicorn), and several gunicorn servers on one machine each get their own
+control socket."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ ACCESSD = [sys.executable, "-m", "accessd"]
 class Serve:
     """``accessd serve`` started as a user would, from ``cwd``."""
 
-    def __init__(self, instance: Path, cwd: Path, home: Path, **env: str):
+    def __init__(self, instance: Path, cwd: Path, home: Path, *options: str, **env: str):
         self.port = free_port()
         self.instance = instance
         Database(f"sqlite:///{instance / 'accessd.sqlite3'}").upgrade()
@@ -36,7 +37,7 @@ class Serve:
             **env,
         )
         self.proc = subprocess.Popen(
-            [*ACCESSD, "serve", "--port", str(self.port)],
+            [*ACCESSD, "serve", "--port", str(self.port), *options],
             cwd=cwd,
             env=environ,
             stdout=subprocess.DEVNULL,
@@ -55,7 +56,7 @@ class Serve:
                 time.sleep(0.1)
         # gunicorn's arbiter opens its control socket on its own schedule, after the workers
         # may already answer: wait for it rather than race it
-        while not self.control_socket.exists() and time.monotonic() < deadline:
+        while "gunicorn" in options and not self.control_socket.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
 
     @property
@@ -91,10 +92,11 @@ def test_serve_refuses_to_start_without_a_secret_key(tmp_path):
     assert "Traceback" not in proc.stderr and "Listening" not in proc.stderr
 
 
-def test_serve_works_from_any_directory_and_names_its_own_address(tmp_path):
+@pytest.mark.parametrize("options", [(), ("--server", "gunicorn")], ids=["default", "gunicorn"])
+def test_serve_works_from_any_directory_and_names_its_own_address(tmp_path, options):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    server = Serve(tmp_path / "instance", cwd=elsewhere, home=tmp_path / "home")
+    server = Serve(tmp_path / "instance", elsewhere, tmp_path / "home", *options)
     try:
         with urllib.request.urlopen(server.base + "/.well-known/authzen-configuration") as r:
             discovery = json.load(r)
@@ -103,11 +105,11 @@ def test_serve_works_from_any_directory_and_names_its_own_address(tmp_path):
         server.stop()
 
 
-def test_two_servers_side_by_side_each_have_their_own_control_socket(tmp_path):
+def test_two_gunicorn_servers_side_by_side_each_have_their_own_control_socket(tmp_path):
     home = tmp_path / "home"
-    first = Serve(tmp_path / "one", cwd=tmp_path, home=home)
+    first = Serve(tmp_path / "one", tmp_path, home, "--server", "gunicorn")
     try:
-        second = Serve(tmp_path / "two", cwd=tmp_path, home=home)
+        second = Serve(tmp_path / "two", tmp_path, home, "--server", "gunicorn")
         try:
             assert first.control_socket.exists() and second.control_socket.exists()
             assert first.control("show stats")["pid"] == first.proc.pid

@@ -216,10 +216,10 @@ def test_an_active_directory_expiry_instant_ends_on_the_day_before_in_the_zone(c
 
 
 def test_the_token_cache_re_reads_a_token_after_its_ttl_on_the_clock(db, clock):
-    """The TTL backstop catches an edit made outside accessd (no change the fingerprint sees)."""
+    """The TTL backstop catches an edit made outside accessd (no change sequence)."""
     with db.session() as s:
         token = tokens.create(s, "crm", "decide")
-    cache = TokenCache(db, ttl_seconds=30, poll_seconds=3600)
+    cache = TokenCache(db, ttl_seconds=30)
     assert cache.lookup(token).scope == "decide"
     with db.session() as s:
         s.execute(update(ApiClient).values(scope="admin"))

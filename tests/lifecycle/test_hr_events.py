@@ -79,9 +79,9 @@ def hr_client(make_app, employees, clock):
     return make_app(hr={"sources": SECRETS}).test_client()
 
 
-def settle(clock):
-    """Let the workers' poll interval (1 s) pass, so the next decision sees the change."""
-    clock.advance(1.1)
+def settle(client):
+    """Apply the change as the worker's change feed would, so the next decision sees it."""
+    client.application.extensions["accessd"].feed.catch_up()
 
 
 # --- refusals ------------------------------------------------------------------------------------
@@ -194,7 +194,7 @@ def test_a_termination_now_denies_the_next_evaluation(hr_client, loaded_db, auth
         "event": {"source": "workday", "id": "t-1", "type": "termination", "employee_number": HUBER},
         "account": {"subject_id": "b.huber", "status": "disabled", "departure_at": None},
     }
-    settle(clock)
+    settle(hr_client)
     assert ask(hr_client, auth) == (False, "account_disabled")
     acc = account(loaded_db)
     assert (acc.disabled_by, acc.status_reason, acc.roles) == ("hr", "resigned", frozenset())
@@ -225,18 +225,18 @@ def test_a_termination_at_a_future_moment_denies_from_then_even_before_the_job_r
         "status": "active",
         "departure_at": utc.isoformat() + "Z",
     }
-    settle(clock)
+    settle(hr_client)
     assert ask(hr_client, auth) == (True, "allowed")
     assert jobs.offboard_due_departures(loaded_db) == 0  # not due yet
 
     clock.set(now=moment + dt.timedelta(minutes=1))
-    settle(clock)
+    settle(hr_client)
     assert ask(hr_client, auth) == (False, "account_ended")  # no job has run
     assert account(loaded_db).status == "active"
 
     assert jobs.offboard_due_departures(loaded_db) == 1
     assert jobs.offboard_due_departures(loaded_db) == 0
-    settle(clock)
+    settle(hr_client)
     assert ask(hr_client, auth) == (False, "account_disabled")
     with loaded_db.session() as s:
         kinds = s.execute(
@@ -261,14 +261,14 @@ def test_a_bare_date_is_the_last_working_day(hr_client, loaded_db, clock):
 
 def test_a_leave_denies_with_the_grants_kept_and_a_return_allows_again(hr_client, loaded_db, auth, clock):
     assert send(hr_client, {**LEAVE, "reason": "parental leave"}).get_json()["status"] == "applied"
-    settle(clock)
+    settle(hr_client)
     assert ask(hr_client, auth) == (False, "account_suspended")
     acc = account(loaded_db)
     assert (acc.status, acc.roles, acc.disabled_by) == ("suspended", frozenset({"billing"}), "hr")
     assert send(hr_client, LEAVE).get_json()["status"] == "unchanged"  # a second leave: nothing to do
 
     assert send(hr_client, {"type": "return", "employee_number": HUBER}).get_json()["status"] == "applied"
-    settle(clock)
+    settle(hr_client)
     assert ask(hr_client, auth) == (True, "allowed")
 
 
@@ -349,7 +349,7 @@ def test_a_hire_creates_an_account_without_roles_and_a_rehire_brings_a_leaver_ba
             select(LifecycleEvent.kind).where(LifecycleEvent.account_id == acc.id).order_by(LifecycleEvent.id)
         ).all()
         assert kinds[-4:] == ["leaver", "rehire", "leaver", "rehire"]
-    settle(clock)
+    settle(hr_client)
     assert ask(hr_client, auth) == (False, "no_matching_rule")  # no roles: HR grants none
 
 
@@ -362,7 +362,7 @@ def test_a_rehire_withdraws_a_termination_not_yet_carried_out(hr_client, loaded_
     assert answer["status"] == "applied"
     acc = account(loaded_db)
     assert (acc.status, acc.end_date, acc.departure_at) == ("active", None, None)
-    settle(clock)
+    settle(hr_client)
     assert ask(hr_client, auth) == (True, "allowed")
 
 

@@ -117,7 +117,7 @@ def test_the_sweep_reports_by_default_and_suspends_only_when_configured(
         ev = s.scalars(select(LifecycleEvent).where(LifecycleEvent.kind == "suspended")).first()
         assert (ev.source, ev.actor) == ("sweep", "system:sweep") and ev.reason.startswith("stale:")
 
-    clock.advance(1.1)  # the workers' poll interval
+    client.application.extensions["accessd"].feed.catch_up()  # what the worker's feed does
     answer = client.post(
         "/access/v1/evaluation", json=evaluation("m.rossi", explain=True), headers=auth
     ).get_json()

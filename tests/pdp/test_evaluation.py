@@ -182,7 +182,7 @@ def test_a_missing_region_on_both_sides_never_grants_access(loaded_db, client, a
         for sid, role in (("no-region-reception", "reception"), ("no-region-senior", "senior_therapist")):
             accounts.grant(s, accounts.upsert(s, subject_id=sid, username=sid), role)
     app_services = client.application.extensions["accessd"]
-    app_services.subjects.refresh(force=True)
+    app_services.feed.catch_up()
     record = {k: v for k, v in CUSTOMER.items() if k != "clinic_region"}
     for sid, field, action in [
         ("no-region-reception", "first_name", "read"),

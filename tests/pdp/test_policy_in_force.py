@@ -26,7 +26,7 @@ def test_a_revision_that_does_not_load_is_skipped_and_the_previous_engine_decide
     body = evaluation("r.schmidt", field="email", explain=True)
     assert client.post("/access/v1/evaluation", json=body, headers=auth).json["context"]["revision"] == 1
     bad = _store_unguarded_copy(app.extensions["accessd"].db)
-    app.extensions["accessd"].engines.refresh()
+    app.extensions["accessd"].feed.catch_up()
     r = client.post("/access/v1/evaluation", json=body, headers=auth)
     assert r.status_code == 200 and r.json["context"]["revision"] == 1 != bad
 

@@ -40,8 +40,12 @@ class Server:
         self.log.touch()
         # GUNICORN_CMD_ARGS: gunicorn's own way to add settings to a command line
         fmt = "%(p)s %({x-probe}i)s %(s)s"
+        # gunicorn: its access log can name the worker pid and a request header (granian's cannot)
         self.base, _ = serve(
-            database_url, WORKERS, GUNICORN_CMD_ARGS=f"--access-logfile {log} --access-logformat '{fmt}'"
+            database_url,
+            WORKERS,
+            server="gunicorn",
+            GUNICORN_CMD_ARGS=f"--access-logfile {log} --access-logformat '{fmt}'",
         )
         self.probes = 0
         self._seen: dict[str, str] = {}

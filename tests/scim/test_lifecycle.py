@@ -7,7 +7,6 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from accessd import accounts
-from accessd import clock as the_clock
 from accessd.models import AuditEvent, LifecycleEvent
 from tests.scim.conftest import patch
 from tests.support.api import evaluation
@@ -18,7 +17,7 @@ ACTIVE = patch({"op": "replace", "path": "active", "value": True})
 
 def ask(client, auth, subject="b.huber") -> tuple[bool, str]:
     """``subject`` (billing) reads a client's IBAN for billing."""
-    the_clock.advance(1.1)  # the poll interval of the worker's subject cache (1 s) passes
+    client.application.extensions["accessd"].feed.catch_up()  # what the worker's feed does
     body = evaluation(subject, field="iban", purpose="billing", explain=True)
     answer = client.post("/access/v1/evaluation", json=body, headers=auth).get_json()
     return answer["decision"], answer["context"]["reason"]

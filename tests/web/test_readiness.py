@@ -1,6 +1,7 @@
 """/readyz answers for the decision log of every worker, not only the one that answered: each
 writer reports its counters to ``decision_log_worker`` every heartbeat, and readiness adds up the
-rows of workers heard from within 5 heartbeats. SQLite and PostgreSQL."""
+rows of workers heard from within 5 heartbeats. It also fails when the answering worker's caches
+have not followed the database for ``cache.max_lag_seconds``. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -72,3 +73,17 @@ def test_readyz_names_a_failing_worker_without_its_error_details_and_forgets_sta
     )
     assert "10.1.2.3" not in answer.get_data(as_text=True)
     assert answer.json["decision_log"]["queued"] == 3 and answer.json["decision_log"]["workers"] == 1
+
+
+def test_readyz_fails_when_the_workers_caches_stop_following_the_database(make_app):
+    import time
+
+    app = make_app(cache={"max_lag_seconds": 1})
+    client = app.test_client()
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json["cache"]["seq"] is not None
+    app.extensions["accessd"].feed.close()  # as if the feed's thread were stuck
+    time.sleep(1.2)
+    stale = client.get("/readyz")
+    assert stale.status_code == 503
+    assert stale.json["reason"].startswith("caches 1.") and "bound 1 s" in stale.json["reason"]
