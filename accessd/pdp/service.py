@@ -47,9 +47,25 @@ SEMANTICS = ("execute_all", "deny_on_first_deny", "permit_on_first_permit")
 FIELDS_CAPABILITY = "urn:accessd:capability:field-masks"
 
 
-def _row(decision_id, client, sid, action, rtype, rid, fields, purpose, effect, reason, revision) -> tuple:
-    """One decision-log entry, in the column order of ``accessd.pdp.decision_rows.COLUMNS``."""
-    return (utcnow(), decision_id, client, sid, action, rtype, rid, fields, purpose, effect, reason, revision)
+def _row(
+    decision_id, client, sid, action, rtype, rid, fields, purpose, effect, reason, revision, at=None
+) -> tuple:
+    """One decision-log entry, in the column order of ``accessd.pdp.decision_rows.COLUMNS``;
+    ``at`` defaults to now (a call deciding many records stamps them all with one instant)."""
+    return (
+        at or utcnow(),
+        decision_id,
+        client,
+        sid,
+        action,
+        rtype,
+        rid,
+        fields,
+        purpose,
+        effect,
+        reason,
+        revision,
+    )
 
 
 class DecisionService:
@@ -271,6 +287,7 @@ class DecisionService:
 
         decision_id = new_decision_id()
         revision = engine.revision
+        at = utcnow()  # one instant for every record of the call
         results, rows = [], []
         for (rtype, rid, props), (allowed, masked, denied, reason, rm) in zip(parsed, masks, strict=True):
             item = {
@@ -298,7 +315,7 @@ class DecisionService:
             rows.append(
                 _row(
                     decision_id, client, sid, action, rtype, rid, [*allowed, *masked] or None,
-                    _effective_purpose(engine, rtype, purpose), effect, reason, revision,
+                    _effective_purpose(engine, rtype, purpose), effect, reason, revision, at,
                 )
             )  # fmt: skip
         self._record(rows)
