@@ -212,11 +212,6 @@ def feed_costs(db: Database, ids: list[int], roles: list[str], n_changes: int, s
         t = time.perf_counter()
         SubjectCache().load_all(s)
         accounts_only = time.perf_counter() - t
-    t = time.perf_counter()
-    copies = 20
-    for _ in range(copies):
-        dict(subjects._subjects), dict(subjects._ids)  # what apply_changes copies per change
-    copy = (time.perf_counter() - t) / copies
     catch, writes = [], []
     applied = feed.changes_applied
     for _ in range(n_changes):
@@ -232,7 +227,6 @@ def feed_costs(db: Database, ids: list[int], roles: list[str], n_changes: int, s
         "subjects": len(subjects),
         "catch_up": catch,
         "rows_per_change": (feed.changes_applied - applied) / max(1, n_changes),
-        "dict_copy": copy,
         "write": statistics.median(writes),
         "rss_growth": rss_growth,
     }
@@ -639,7 +633,6 @@ def run(args, kind: str, db_url: str, workdir: Path) -> tuple[bool, list[str]]:
         f"catch-up after one account changed ({len(c)} changes, {costs['rows_per_change']:.1f} rows each): "
         f"p50 {ms(percentile(c, 50))}  p99 {ms(percentile(c, 99))}  max {ms(max(c))}"
     )
-    out(f"  of which copying the {costs['subjects']:,}-subject dicts: {ms(costs['dict_copy'])}")
     out(f"  the change itself (grant or revoke, committed, no server running): {ms(costs['write'])} median")
     out(f"\n{'run':<30} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for name, r in (
