@@ -79,24 +79,6 @@ def caught_up(seq: int) -> None:
     CACHE_CURRENT.set(time.time())
 
 
-class _Timer:
-    __slots__ = ("_child", "_start")
-
-    def __init__(self, endpoint: str):
-        self._child = LATENCY.labels(endpoint)
-
-    def __enter__(self):
-        self._start = time.perf_counter()
-
-    def __exit__(self, *_):
-        self._child.observe(time.perf_counter() - self._start)
-
-
-def timed(endpoint: str) -> _Timer:
-    """``with metrics.timed("evaluation"): ...`` observes the block's duration."""
-    return _Timer(endpoint)
-
-
 class ClusterCollector:
     """The state shared by every worker, read from the database when scraped."""
 

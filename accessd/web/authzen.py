@@ -27,7 +27,7 @@ def _call(method_name: str):
             pointer="/headers/Content-Type",
         )
     service: DecisionService = current_app.extensions["accessd"].decisions
-    with metrics.timed(method_name):  # parsing and deciding; not the HTTP server's share
+    with metrics.LATENCY.labels(method_name).time():  # parsing and deciding; not the HTTP server's share
         body = parse_body(request.get_data(cache=False))
         result = getattr(service, method_name)(body, caller.name, getattr(caller, "default_purpose", None))
     response = json_response(result)
