@@ -67,10 +67,34 @@ CACHE_SEQ = Gauge(
 )
 
 
+# labelled children by label values: ``labels()`` checks and locks on every call, and these run
+# on every decision call (closed label sets, so the dicts stay small)
+_decision_counters: dict[tuple, Counter] = {}
+_latencies: dict[str, Histogram] = {}
+
+
 def count_decisions(rows: Sequence[tuple]) -> None:
     """Count decision rows (``decision_rows.COLUMNS`` order) by effect and reason."""
+    if len(rows) == 1:
+        _decisions(rows[0][_EFFECT], rows[0][_REASON]).inc()
+        return
     for (effect, reason), n in Tally((r[_EFFECT], r[_REASON]) for r in rows).items():
-        DECISIONS.labels(effect, reason or "").inc(n)
+        _decisions(effect, reason).inc(n)
+
+
+def _decisions(effect: str, reason: str | None) -> Counter:
+    child = _decision_counters.get((effect, reason))
+    if child is None:
+        child = _decision_counters[effect, reason] = DECISIONS.labels(effect, reason or "")
+    return child
+
+
+def latency(endpoint: str) -> Histogram:
+    """The latency histogram of one decision endpoint (``with latency(name).time(): ...``)."""
+    child = _latencies.get(endpoint)
+    if child is None:
+        child = _latencies[endpoint] = LATENCY.labels(endpoint)
+    return child
 
 
 def caught_up(seq: int) -> None:

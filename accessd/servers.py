@@ -67,11 +67,21 @@ def granian_worker_app():
     return app
 
 
+# A request makes and drops thousands of containers (a 50-record field-mask call about 2,000).
+# With CPython's default threshold a young-generation collection runs every 700 allocations,
+# mid-request, walking what the request still holds; every 10,000, most of it is gone again.
+# Measured on fields50 in process: 10% less CPU per call, 15% counting the decision-log writer.
+GC_YOUNG_THRESHOLD = 10_000
+
+
 def warm_up(app) -> None:
     """Load the worker's caches at boot (its first request then waits for nothing; 100,000
-    accounts take seconds). A database that is down now is retried by the first request."""
+    accounts take seconds), and collect young garbage less often (``GC_YOUNG_THRESHOLD``). A
+    database that is down now is retried by the first request."""
+    import gc
     import logging
 
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     feed = app.extensions["accessd"].feed
     feed.freeze_heap = True  # a long-lived worker: see ChangeFeed._freeze_when_due
     try:

@@ -57,6 +57,7 @@ from accessd.db import Database
 from accessd.demo import CLIENT_RECORD
 from accessd.models import DecisionLog
 from accessd.pdp import tokens
+from bench import wrk
 from tests.support import free_port
 from tests.support.postgres import PostgresServer
 
@@ -256,27 +257,19 @@ def install_cerbos() -> Path:
     return CERBOS_BIN
 
 
-GET_LUA = """
-done = function(summary, latency, requests)
-  io.write(string.format("RESULT %d %d %d %d %d %d %d\\n", summary.requests, summary.duration,
-    latency:percentile(50), latency:percentile(99), summary.errors.status, summary.errors.connect
-    + summary.errors.read + summary.errors.write, summary.errors.timeout))
-end
-"""
+GET_LUA = wrk.DONE_LUA
 
-LUA = """
+LUA = (
+    """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 {auth}
 local f = io.open("{body}", "rb")
 wrk.body = f:read("*a")
 f:close()
-done = function(summary, latency, requests)
-  io.write(string.format("RESULT %d %d %d %d %d %d %d\\n", summary.requests, summary.duration,
-    latency:percentile(50), latency:percentile(99), summary.errors.status, summary.errors.connect
-    + summary.errors.read + summary.errors.write, summary.errors.timeout))
-end
 """
+    + wrk.DONE_LUA
+)
 
 
 def run_wrk(base: str, path: str, body: str, token: str | None, workdir: Path, name: str, args) -> dict:
@@ -288,39 +281,10 @@ def run_wrk(base: str, path: str, body: str, token: str | None, workdir: Path, n
         body_file.write_text(body)
         auth = f'wrk.headers["Authorization"] = "Bearer {token}"' if token else ""
         script.write_text(LUA.format(auth=auth, body=body_file))
-    # warm-up, then the measured run
-    subprocess.run(
-        ["wrk", "-t2", f"-c{args.connections}", "-d2s", "-s", str(script), base + path],
-        capture_output=True,
-        check=True,
-    )
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t2",
-            f"-c{args.connections}",
-            f"-d{args.duration}s",
-            "--timeout",
-            "10s",
-            "-s",
-            str(script),
-            base + path,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    m = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)", out)
-    if not m:
-        raise SystemExit(f"could not parse wrk output:\n{out}")
-    n, dur_us, p50, p99, status_err, sock_err, timeouts = map(int, m.groups())
-    return {
-        "rps": n / (dur_us / 1e6),
-        "p50_ms": p50 / 1000,
-        "p99_ms": p99 / 1000,
-        "errors": status_err + sock_err + timeouts,
-        "requests": n,
-    }
+    url = base + path
+    wrk.run(url, script, 2, args.connections)  # warm-up
+    result = wrk.run(url, script, args.duration, args.connections)
+    return {**result, "p50_ms": result["p50"] * 1000, "p99_ms": result["p99"] * 1000}
 
 
 def check_answers(base: str, token: str, cerbos: str) -> None:

@@ -46,7 +46,6 @@ import http.client
 import json
 import os
 import random
-import re
 import shutil
 import statistics
 import subprocess
@@ -70,6 +69,7 @@ from accessd.pdp.subjects import SubjectCache
 from accessd.pdp.tokens import TokenCache
 from accessd.policy.engine import Engine, Subject
 from accessd.policy.reference.synthetic import generate_policy, generate_requests, generate_subjects
+from bench import wrk
 from bench.http import Postgres, stop, wait_http
 from tests.support import free_port
 
@@ -394,7 +394,8 @@ def start_server(db_url: str, workdir: Path, workers: int) -> tuple[subprocess.P
 
 # -- wrk ---------------------------------------------------------------------------------------
 
-LUA = """
+LUA = (
+    """
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer {token}"
@@ -412,40 +413,9 @@ function request()
   i = i % #bodies + 1
   return wrk.format(nil, "/access/v1/evaluation", nil, bodies[i])
 end
-done = function(summary, latency, requests)
-  io.write(string.format("RESULT %d %d %d %d %d %d %d\\n", summary.requests, summary.duration,
-    latency:percentile(50), latency:percentile(99), summary.errors.status, summary.errors.connect
-    + summary.errors.read + summary.errors.write, summary.errors.timeout))
-end
 """
-
-
-def run_wrk(base: str, script: Path, seconds: float, connections: int) -> dict:
-    done = subprocess.run(
-        [
-            "wrk",
-            "-t2",
-            f"-c{connections}",
-            f"-d{max(1, round(seconds))}s",
-            "--timeout",
-            "10s",
-            "-s",
-            str(script),
-            base,
-        ],
-        capture_output=True,
-        text=True,
-    )
-    m = re.search(r"RESULT (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)", done.stdout)
-    if done.returncode or not m:
-        raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    n, dur_us, p50, p99, status_err, sock_err, timeouts = map(int, m.groups())
-    return {
-        "rps": n / (dur_us / 1e6),
-        "p50": p50 / 1e6,
-        "p99": p99 / 1e6,
-        "errors": status_err + sock_err + timeouts,
-    }
+    + wrk.DONE_LUA
+)
 
 
 class Changer(threading.Thread):
@@ -587,14 +557,14 @@ def run(args, kind: str, db_url: str, workdir: Path) -> tuple[bool, list[str]]:
 
         print(f"accessd serve: {server}, 2 workers {pids}; wrk {args.connections} connections", flush=True)
         # warm-up: every role set's table built, the decision log's writers running
-        run_wrk(base, script, max(5, args.duration / 4), args.connections)
-        quiet = run_wrk(base, script, args.duration, args.connections)
+        wrk.run(base, script, max(5, args.duration / 4), args.connections)
+        quiet = wrk.run(base, script, args.duration, args.connections)
         changer = Changer(db, account_ids, roles, seed=16)
         changer.start()
-        busy = run_wrk(base, script, args.duration, args.connections)
+        busy = wrk.run(base, script, args.duration, args.connections)
         changer.stopping.set()
         changer.join()
-        quiet2 = run_wrk(base, script, args.duration, args.connections)
+        quiet2 = wrk.run(base, script, args.duration, args.connections)
         ready = {pid: workers.call(pid, "GET", "/readyz")[1]["cache"] for pid in pids}
         rss_after_load = {pid: status_kb(pid, "VmRSS") for pid in pids}
 

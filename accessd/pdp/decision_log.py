@@ -11,7 +11,9 @@ Writer. A thread per process (started by the first record, never by ``create_app
 child starts its own) wakes when ``batch_size`` rows are queued and at least every
 ``flush_seconds``, and writes up to ``batch_size`` rows per transaction through the DB-API
 driver (``decision_rows.RowWriter``: multi-row INSERTs on SQLite, ``COPY ... FROM STDIN`` on
-PostgreSQL).
+PostgreSQL). Woken by the queue, it writes whole INSERT statements only (on SQLite, 2,730 rows
+each, or ``batch_size`` if smaller: a statement of a new size is compiled first, which costs more
+than running it); the remainder waits for the next flush.
 
 Partitions (PostgreSQL). ``decision_log`` has one partition per month
 (``decision_partitions``). The writer makes sure this month's and the next two exist when its
@@ -115,6 +117,7 @@ class DecisionLogWriter:
         self.ready_max_queued = settings.ready_max_queued
         self._sqlite = db.engine.dialect.name == "sqlite"
         self._rows = RowWriter(self._sqlite)
+        self._unit = min(self.batch_size, self.buffer_size, self._rows.rows_per_statement)  # see _drain
         mark = "?" if self._sqlite else "%s"
         self._upsert_sql = (
             "INSERT INTO decision_log_worker (worker, queued, written, failed_batches, waiting, "
@@ -251,10 +254,13 @@ class DecisionLogWriter:
             more = False
             try:
                 if due:
-                    next_flush = time.monotonic() + self.flush_seconds
+                    flushing = time.monotonic() >= next_flush
+                    if flushing:
+                        next_flush = time.monotonic() + self.flush_seconds
                     # under sustained load the queue never empties: stop for the heartbeat
-                    self._drain(until=self._last_report + self.heartbeat_seconds)
-                    more = bool(self._buffer)
+                    whole = not (flushing or self.waiting)  # requests held by backpressure: write all
+                    self._drain(until=self._last_report + self.heartbeat_seconds, whole=whole)
+                    more = len(self._buffer) >= self._unit
                 if self._retry_delay or time.monotonic() - self._last_report >= self.heartbeat_seconds:
                     self.report()
             except Exception:  # noqa: BLE001 - recorded by _failed; the rows stay queued
@@ -265,16 +271,19 @@ class DecisionLogWriter:
         refuses, the rows stay queued and its error is raised."""
         return self._drain()
 
-    def _drain(self, until: float | None = None) -> int:
-        """Write batches until the queue is empty (or the monotonic time ``until`` passed)."""
+    def _drain(self, until: float | None = None, whole: bool = False) -> int:
+        """Write batches until the queue is empty (or the monotonic time ``until`` passed). With
+        ``whole``, only batches of whole statements (``_unit`` rows): the rest waits for the
+        flush, at most ``flush_seconds``, instead of costing a statement of a new size."""
         total = 0
+        left = self._unit if whole else 1
         with self._write_lock:
-            if not self._buffer:
+            if len(self._buffer) < left:
                 return 0
             conn = self._connect()
             try:
-                while self._buffer:
-                    total += self._write(conn, self._take())
+                while len(self._buffer) >= left:
+                    total += self._write(conn, self._take(whole))
                     if until is not None and time.monotonic() >= until:
                         break
             except _Refused as refused:
@@ -295,9 +304,11 @@ class DecisionLogWriter:
             self._failed(exc)
             raise
 
-    def _take(self) -> list:
+    def _take(self, whole: bool = False) -> list:
         buffer = self._buffer
         n = min(len(buffer), self.batch_size)
+        if whole:
+            n -= n % self._unit
         self._inflight = n  # still counted as queued until written
         return [buffer.popleft() for _ in range(n)]
 

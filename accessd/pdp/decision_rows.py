@@ -46,22 +46,23 @@ _NOT_NULL = {"decision_id", "subject_id", "action", "resource_type", "decision",
 
 
 class RowWriter:
-    """Writes a batch of rows in one transaction on a DB-API connection: multi-row INSERTs of up
-    to 1,000 rows each on SQLite, ``COPY ... FROM STDIN`` on PostgreSQL (psycopg 3's
-    ``cursor.copy()``). Holds the statements it built; one per decision-log writer."""
+    """Writes a batch of rows in one transaction on a DB-API connection: multi-row INSERTs on
+    SQLite, ``COPY ... FROM STDIN`` on PostgreSQL (psycopg 3's ``cursor.copy()``)."""
 
     def __init__(self, sqlite: bool):
         self._sqlite = sqlite
-        self._insert_sql: dict[int, str] = {}  # SQLite: rows per statement -> INSERT
-        self._rows_per_insert: int | None = None
         self._copy_sql = f"COPY decision_log ({', '.join(COLUMNS)}) FROM STDIN"
+        # rows per INSERT: as many as the driver's bound-parameter limit allows (2,730 with
+        # SQLite's default 32,766); COPY has no such unit
+        self.rows_per_statement = _sqlite_rows_per_insert() if sqlite else 1
+        self._full_insert = self._sqlite_insert(self.rows_per_statement) if sqlite else ""
 
     def insert(self, conn, rows: list) -> None:
         """Write and commit ``rows``; the driver's error is raised as is (the caller rolls back)."""
         cur = conn.cursor()
         try:
             if self._sqlite:
-                self._insert_sqlite(conn, cur, rows)
+                self._insert_sqlite(cur, rows)
             else:
                 with cur.copy(self._copy_sql) as copy:
                     for row in _pg_params(rows):
@@ -70,26 +71,31 @@ class RowWriter:
             cur.close()
         conn.commit()
 
-    def _insert_sqlite(self, conn, cur, rows: list) -> None:
-        """Multi-row INSERTs of up to 1,000 rows: sqlite3 releases the GIL around each statement
-        and must win it back after, which under a busy request thread takes up to the switch
-        interval (5 ms) -- per row with executemany (about 200 rows/s), per 1,000 rows here."""
-        if self._rows_per_insert is None:
-            limit = conn.driver_connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-            self._rows_per_insert = max(1, min(1000, limit // len(COLUMNS)))
-        step = self._rows_per_insert * len(COLUMNS)
+    def _insert_sqlite(self, cur, rows: list) -> None:
+        """Multi-row INSERTs of ``rows_per_statement`` rows, and one of the rest. sqlite3 releases
+        the GIL around each statement and must win it back after, which under a busy request
+        thread takes up to the switch interval (5 ms): per row with executemany (about 200
+        rows/s), per statement here. A statement of a new size is compiled first (7 ms for 2,730
+        rows, five times the cost of running it), so the decision-log writer under load hands
+        over whole statements only (``DecisionLogWriter._take``)."""
+        step = self.rows_per_statement * len(COLUMNS)
         params = list(itertools.chain.from_iterable(_sqlite_params(rows)))
         for start in range(0, len(params), step):
             chunk = params[start : start + step]
-            cur.execute(self._sqlite_insert(len(chunk) // len(COLUMNS)), chunk)
+            sql = self._full_insert if len(chunk) == step else self._sqlite_insert(len(chunk) // len(COLUMNS))
+            cur.execute(sql, chunk)
 
-    def _sqlite_insert(self, n: int) -> str:
-        sql = self._insert_sql.get(n)
-        if sql is None:
-            sql = f"INSERT INTO decision_log ({', '.join(COLUMNS)}) VALUES " + ", ".join([_ROW] * n)
-            if n == self._rows_per_insert:
-                self._insert_sql[n] = sql
-        return sql
+    @staticmethod
+    def _sqlite_insert(n: int) -> str:
+        return f"INSERT INTO decision_log ({', '.join(COLUMNS)}) VALUES " + ", ".join([_ROW] * n)
+
+
+def _sqlite_rows_per_insert() -> int:
+    probe = sqlite3.connect(":memory:")
+    try:
+        return max(1, probe.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(COLUMNS))
+    finally:
+        probe.close()
 
 
 # -- turning rows into driver parameters ---------------------------------------------------------

@@ -15,9 +15,13 @@ deny with its reason (``unknown_resource_type``, ``unknown_action``), as AuthZEN
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import re
 from collections.abc import Mapping
+
+import orjson
 
 from accessd.errors import Invalid
 
@@ -75,41 +79,70 @@ def _no_constant(text: str):
 
 
 def parse_body(data: bytes) -> dict:
-    """The request body as a JSON object whose strings and numbers obey the module's rules."""
+    """The request body as a JSON object whose strings and numbers obey the module's rules.
+
+    orjson reads it when it can; whatever orjson refuses, and any body with a number of 19 or
+    more digits (orjson turns integers past 64 bits into floats), is read again by the standard
+    library, which decides the outcome and names the fault. A byte order mark is ignored (RFC
+    8259 allows that); any other text than UTF-8 is refused."""
     if not data:
         raise Invalid("the request body is empty; send a JSON object", pointer="")
+    body = _UNREAD
+    if _LONG_NUMBER not in data.translate(_NUMBER_SHAPE):
+        with contextlib.suppress(orjson.JSONDecodeError):  # the standard library says why
+            body = orjson.loads(data)
+    if body is _UNREAD:
+        body = _standard_loads(data)
+    if not isinstance(body, dict):
+        raise Invalid(f"the request body must be a JSON object, not {kind(body)}", pointer="")
+    # Only escapes (\u0000, \ud800) can carry a NUL or a lone surrogate past the UTF-8 check, and
+    # only an escape can hide a quote: without a backslash, the brackets outside strings tell
+    # the nesting, so the common plain body is not walked.
+    if b"\\" in data:
+        check_values(body, strings=True)
+    elif _nests_too_deep(data):
+        check_values(body, strings=False)  # finds where, for the message
+    return body
+
+
+_UNREAD = object()
+# digits -> "0", what may stand before a number (":", ",", "[", "-", white space) -> ":"
+_NUMBER_SHAPE = bytes.maketrans(b"0123456789-,[ \t\r\n", b"0" * 10 + b":" * 7)
+_LONG_NUMBER = b":" + b"0" * 19  # a number of 19 digits or more (or such digits in a string)
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'[]{}"')
+_AS_BRACKETS = bytes.maketrans(b"{}", b"[]")
+_STRING = re.compile(rb'"[^"]*"')
+
+
+def _standard_loads(data: bytes):
     try:
-        body = json.loads(data, parse_float=_finite, parse_constant=_no_constant)
+        text = data.decode("utf-8")  # strict: an encoded surrogate (ED A0 80) is not UTF-8
     except UnicodeDecodeError:
         raise Invalid("the request body is not UTF-8 text", pointer="") from None
+    try:
+        return json.loads(text.removeprefix("\ufeff"), parse_float=_finite, parse_constant=_no_constant)
     except RecursionError:
         raise Invalid(f"the request body nests deeper than {MAX_DEPTH} levels", pointer="") from None
     except _NotFinite as exc:
         raise Invalid(f"the request body holds a number out of range: {str(exc)[:40]}", pointer="") from None
     except ValueError as exc:
         raise Invalid(f"the request body is not valid JSON: {exc}", pointer="") from None
-    if not isinstance(body, dict):
-        raise Invalid(f"the request body must be a JSON object, not {kind(body)}", pointer="")
-    # Only escapes (\u0000, \ud800) can carry a NUL or a lone surrogate past the JSON decoder, and
-    # only many brackets can nest deeply: skip the walk for the common small, plain body.
-    if b"\\" in data:
-        check_values(body, strings=True)
-    elif data.count(b"{") + data.count(b"[") > MAX_DEPTH and _too_deep(body):
-        check_values(body, strings=False)  # finds where, for the message
-    return body
 
 
-def _too_deep(body) -> bool:
-    """Whether containers nest MAX_DEPTH deep or more: a walk over the containers alone (a
-    50-record call has about a hundred), without the pointers ``check_values`` writes."""
-    stack = [(body, 0)]
-    while stack:
-        v, depth = stack.pop()
-        if depth >= MAX_DEPTH:
-            return True
-        items = v.values() if type(v) is dict else v
-        stack.extend((x, depth + 1) for x in items if type(x) is dict or type(x) is list)
-    return False
+def _nests_too_deep(data: bytes) -> bool:
+    """Whether the JSON text ``data`` (valid, with no backslash, so every quote opens or closes a
+    string) holds a container MAX_DEPTH levels below the top. Works on the brackets outside
+    strings, braces written as brackets (in valid JSON the pairs match): each pass drops the
+    innermost empty pairs, one level, and MAX_DEPTH passes leave some only when something nests
+    deeper. C-speed byte operations; a 50-record call takes about 30 us."""
+    skeleton = data.translate(_AS_BRACKETS, _NOT_STRUCTURE).replace(b'""', b"")
+    if b'"' in skeleton:  # a string with brackets in it
+        skeleton = _STRING.sub(b"", skeleton)
+    for _ in range(MAX_DEPTH):
+        if not skeleton:
+            return False
+        skeleton = skeleton.replace(b"[]", b"")
+    return bool(skeleton)
 
 
 def check_values(value, strings: bool = True, pointer: str = "") -> None:

@@ -255,16 +255,9 @@ class DecisionService:
                 f"/records has {len(records)} entries; at most {limit} are allowed", pointer="/records"
             )
         by_type: dict[str, list[int]] = {}
-        parsed = []
-        for i, rec in enumerate(records):
-            ptr = f"/records/{i}"
-            if not isinstance(rec, dict):
-                raise Invalid(f"{ptr} must be an object, not {rq.kind(rec)}", pointer=ptr)
-            rtype = rq.text(rec, "type", ptr + "/type", max_len=rq.MAX_NAME)
-            rid = rq.text(rec, "id", ptr + "/id")
-            props = rq.obj(rec, "properties", ptr + "/properties", required=False) or {}
+        parsed = [_record_parts(rec, i) for i, rec in enumerate(records)]
+        for i, (rtype, _, _) in enumerate(parsed):
             by_type.setdefault(rtype, []).append(i)
-            parsed.append((rtype, rid, props))
         self._check_cost(
             sum(max(1, len(cat.types[t].fields)) if t in cat.types else 1 for t, _, _ in parsed), "/records"
         )
@@ -427,6 +420,29 @@ class DecisionService:
             "capabilities": [FIELDS_CAPABILITY],
             "accessd_fields_endpoint": f"{base}/access/v1/fields",
         }
+
+
+def _record_parts(rec, i: int) -> tuple[str, str, dict]:
+    """A field-mask call's record ``i`` as (type, id, properties), or Invalid naming the member at
+    fault. The first test is the whole rule for the common well-formed record, so that the
+    pointers are written only for the error."""
+    if type(rec) is dict:
+        rtype, rid, props = rec.get("type"), rec.get("id"), rec.get("properties")
+        if (
+            type(rtype) is str
+            and 0 < len(rtype) <= rq.MAX_NAME
+            and type(rid) is str
+            and 0 < len(rid) <= rq.MAX_ID
+            and (props is None or type(props) is dict)
+        ):
+            return rtype, rid, props or {}
+    ptr = f"/records/{i}"
+    if not isinstance(rec, dict):
+        raise Invalid(f"{ptr} must be an object, not {rq.kind(rec)}", pointer=ptr)
+    rtype = rq.text(rec, "type", ptr + "/type", max_len=rq.MAX_NAME)
+    rid = rq.text(rec, "id", ptr + "/id")
+    props = rq.obj(rec, "properties", ptr + "/properties", required=False) or {}
+    return rtype, rid, props
 
 
 def _effective_purpose(engine, rtype: str, purpose: str | None) -> str | None:

@@ -362,7 +362,10 @@ _NATIVE = {"string": str, "bool": bool, "int": int}
 
 
 def _flat(specs) -> tuple:
-    return tuple((p.name, p.type, p.default) for p in specs if "." not in p.name)
+    """(name, native type, type, default) of each undotted property. The native type is the one
+    a value needs no coercion in; None for a date, which never matches ``type(v)`` (a date is
+    text that must be checked)."""
+    return tuple((p.name, _NATIVE.get(p.type), p.type, p.default) for p in specs if "." not in p.name)
 
 
 def _nested(specs) -> tuple:
@@ -396,20 +399,23 @@ def _coerce_nested(out: dict, specs, values: Mapping, what: str, pointer: str) -
 
 
 def _coerce_into(out: dict, specs, values: Mapping, what: str, pointer: str) -> None:
+    """``out[name]``: each property of ``specs`` (``_flat``) read from ``values``, coerced. It runs
+    for every property of every record decided, so the common cases come first."""
     get = values.get
-    for name, typ, default in specs:
+    for name, native, typ, default in specs:
         v = get(name)
-        if v is None:
-            out[name] = default
-        elif type(v) is _NATIVE.get(typ):
+        if type(v) is native:
             out[name] = v
-        elif typ == "date" and type(v) is str and len(v) == 10 and v[4] == "-" and v[7] == "-":
-            try:
-                date.fromisoformat(v)
-            except ValueError:
-                raise Invalid(
-                    f"{what} {name}: expected an ISO date YYYY-MM-DD, got {v!r}", pointer=pointer + name
-                ) from None
+        elif v is None:
+            out[name] = default
+        elif typ == "date" and type(v) is str and (not v or (len(v) == 10 and v[4] == "-" and v[7] == "-")):
+            if v:
+                try:
+                    date.fromisoformat(v)
+                except ValueError:
+                    raise Invalid(
+                        f"{what} {name}: expected an ISO date YYYY-MM-DD, got {v!r}", pointer=pointer + name
+                    ) from None
             out[name] = v
         else:
             try:
