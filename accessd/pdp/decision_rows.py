@@ -55,7 +55,7 @@ class RowWriter:
         # rows per INSERT: as many as the driver's bound-parameter limit allows (2,730 with
         # SQLite's default 32,766); COPY has no such unit
         self.rows_per_statement = _sqlite_rows_per_insert() if sqlite else 1
-        self._full_insert = self._sqlite_insert(self.rows_per_statement) if sqlite else ""
+        self._inserts: dict[int, str] = {}  # SQLite: rows -> INSERT text
 
     def insert(self, conn, rows: list) -> None:
         """Write and commit ``rows``; the driver's error is raised as is (the caller rolls back)."""
@@ -72,22 +72,29 @@ class RowWriter:
         conn.commit()
 
     def _insert_sqlite(self, cur, rows: list) -> None:
-        """Multi-row INSERTs of ``rows_per_statement`` rows, and one of the rest. sqlite3 releases
-        the GIL around each statement and must win it back after, which under a busy request
-        thread takes up to the switch interval (5 ms): per row with executemany (about 200
-        rows/s), per statement here. A statement of a new size is compiled first (7 ms for 2,730
-        rows, five times the cost of running it), so the decision-log writer under load hands
-        over whole statements only (``DecisionLogWriter._take``)."""
-        step = self.rows_per_statement * len(COLUMNS)
-        params = list(itertools.chain.from_iterable(_sqlite_params(rows)))
-        for start in range(0, len(params), step):
-            chunk = params[start : start + step]
-            sql = self._full_insert if len(chunk) == step else self._sqlite_insert(len(chunk) // len(COLUMNS))
-            cur.execute(sql, chunk)
+        """Multi-row INSERTs of ``rows_per_statement`` rows, the rest in INSERTs of powers of two.
 
-    @staticmethod
-    def _sqlite_insert(n: int) -> str:
-        return f"INSERT INTO decision_log ({', '.join(COLUMNS)}) VALUES " + ", ".join([_ROW] * n)
+        sqlite3 releases the GIL around each statement and must win it back after, which under a
+        busy request thread takes up to the switch interval (5 ms): per row with executemany
+        (about 200 rows/s), per statement here. Each connection keeps the statements it compiled
+        (sqlite3 caches 128), and compiling one costs five times running it (7 ms for 2,730 rows),
+        so only a few sizes are ever used: a cache of every size of rest held 200 MiB per worker.
+        The decision-log writer under load hands over whole statements (``DecisionLogWriter``)."""
+        width = len(COLUMNS)
+        params = list(itertools.chain.from_iterable(_sqlite_params(rows)))
+        start = 0
+        while start < len(params):
+            left = (len(params) - start) // width
+            n = self.rows_per_statement if left >= self.rows_per_statement else 1 << (left.bit_length() - 1)
+            sql = self._inserts.get(n)
+            if sql is None:
+                sql = self._inserts[n] = _sqlite_insert(n)
+            cur.execute(sql, params[start : start + n * width])
+            start += n * width
+
+
+def _sqlite_insert(n: int) -> str:
+    return f"INSERT INTO decision_log ({', '.join(COLUMNS)}) VALUES " + ", ".join([_ROW] * n)
 
 
 def _sqlite_rows_per_insert() -> int:

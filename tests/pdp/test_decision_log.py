@@ -19,6 +19,7 @@ from accessd.errors import Unavailable
 from accessd.models import DecisionLog
 from accessd.pdp import decision_queries
 from accessd.pdp.decision_log import DecisionLogWriter
+from accessd.pdp.decision_rows import RowWriter
 from tests.support.api import CUSTOMER, evaluation
 from tests.support.decision_log import entry, idle_writer, wait_for, writes_blocked
 
@@ -179,6 +180,45 @@ def test_the_writer_thread_writes_batches_without_being_asked(loaded_db):
     wait_for(lambda: writer.stats()["written"] == 7)
     assert len(rows(loaded_db)) == 7
     writer.close()
+
+
+def test_sqlite_inserts_come_in_a_few_sizes(loaded_db):
+    """SQLite keeps every statement a connection compiled (sqlite3 caches 128), and a 2,730-row
+    INSERT's program is large: 128 INSERTs of different sizes held 190 MiB. Batches of any size
+    use whole statements and powers of two, so a few sizes only."""
+    if loaded_db.engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL takes the rows by COPY")
+    writer = RowWriter(sqlite=True)
+    full = writer.rows_per_statement
+    sizes = [1, 2, 3, 5, 6, 7, 9, 11, 13, 77, 100, 333, 1000, 1001, full - 1, full, full + 1, 2 * full + 14]
+    statements: set[str] = set()
+
+    class Recording:  # the real connection and cursor, with the statements they run noted
+        def __init__(self, raw):
+            self.raw = raw
+
+        def cursor(self):
+            self.cur = self.raw.cursor()
+            return self
+
+        def execute(self, sql, params=()):
+            statements.add(sql)
+            return self.cur.execute(sql, params)
+
+        def close(self):
+            self.cur.close()
+
+        def commit(self):
+            self.raw.commit()
+
+    raw = loaded_db.engine.raw_connection()
+    try:
+        for n in sizes:
+            writer.insert(Recording(raw), [entry(i) for i in range(n)])
+    finally:
+        raw.close()
+    assert len(rows(loaded_db)) == sum(sizes)
+    assert len(statements) <= full.bit_length() + 1, sorted(s.count("(") for s in statements)
 
 
 def test_cli_lists_who_read_a_customer(app, client, auth, loaded_db):
