@@ -19,6 +19,7 @@ ever becomes a label. This module imports no Flask.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections import Counter as Tally
@@ -67,12 +68,6 @@ CACHE_SEQ = Gauge(
 )
 
 
-# labelled children by label values: ``labels()`` checks and locks on every call, and these run
-# on every decision call (closed label sets, so the dicts stay small)
-_decision_counters: dict[tuple, Counter] = {}
-_latencies: dict[str, Histogram] = {}
-
-
 def count_decisions(rows: Sequence[tuple]) -> None:
     """Count decision rows (``decision_rows.COLUMNS`` order) by effect and reason."""
     if len(rows) == 1:
@@ -82,19 +77,17 @@ def count_decisions(rows: Sequence[tuple]) -> None:
         _decisions(effect, reason).inc(n)
 
 
+# Labelled children are remembered: ``labels()`` checks and locks on every call, and these run on
+# every decision call. The label sets are closed (effects, reason codes, endpoints).
+@functools.cache
 def _decisions(effect: str, reason: str | None) -> Counter:
-    child = _decision_counters.get((effect, reason))
-    if child is None:
-        child = _decision_counters[effect, reason] = DECISIONS.labels(effect, reason or "")
-    return child
+    return DECISIONS.labels(effect, reason or "")
 
 
+@functools.cache
 def latency(endpoint: str) -> Histogram:
     """The latency histogram of one decision endpoint (``with latency(name).time(): ...``)."""
-    child = _latencies.get(endpoint)
-    if child is None:
-        child = _latencies[endpoint] = LATENCY.labels(endpoint)
-    return child
+    return LATENCY.labels(endpoint)
 
 
 def caught_up(seq: int) -> None:

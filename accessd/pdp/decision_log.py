@@ -276,13 +276,13 @@ class DecisionLogWriter:
         ``whole``, only batches of whole statements (``_unit`` rows): the rest waits for the
         flush, at most ``flush_seconds``, instead of costing a statement of a new size."""
         total = 0
-        left = self._unit if whole else 1
+        least = self._unit if whole else 1
         with self._write_lock:
-            if len(self._buffer) < left:
+            if len(self._buffer) < least:
                 return 0
             conn = self._connect()
             try:
-                while len(self._buffer) >= left:
+                while len(self._buffer) >= least:
                     total += self._write(conn, self._take(whole))
                     if until is not None and time.monotonic() >= until:
                         break

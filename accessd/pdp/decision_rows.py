@@ -78,7 +78,7 @@ class RowWriter:
         busy request thread takes up to the switch interval (5 ms): per row with executemany
         (about 200 rows/s), per statement here. Each connection keeps the statements it compiled
         (sqlite3 caches 128), and compiling one costs five times running it (7 ms for 2,730 rows),
-        so only a few sizes are ever used: a cache of every size of rest held 200 MiB per worker.
+        so only a few sizes are ever used: a cache of every size of rest held 190 MiB per connection.
         The decision-log writer under load hands over whole statements (``DecisionLogWriter``)."""
         width = len(COLUMNS)
         params = list(itertools.chain.from_iterable(_sqlite_params(rows)))
