@@ -7,7 +7,9 @@ Two kinds:
   ``accessd serve`` points
   ``PROMETHEUS_MULTIPROC_DIR`` at a directory of its own (emptied at start) before the workers
   start, so prometheus_client's multiprocess mode sums every worker's counters whichever worker
-  answers the scrape. Without it (one process, tests) the process's own values are shown.
+  answers the scrape. Without it (one process, tests) the process's own values are shown, and
+  the cache figures are those of the scraping app's own change feed (a process that made
+  several apps, like the tests, would otherwise show whichever feed reported last).
 * **The cluster's state, read from the database at each scrape**: the decision log's queue,
   written and waiting counts in every worker (their heartbeat rows), sync runs by kind and
   status and the last successful one, and Shared Signals events by status. Every worker on
@@ -56,16 +58,14 @@ LATENCY = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 # the time, not the lag: a stuck worker stops reporting, and time() minus this shows it
-CACHE_CURRENT = Gauge(
+_CACHE_CURRENT = (
     "accessd_cache_current_timestamp_seconds",
     "When the worker furthest behind last knew its caches were current (Unix time)",
-    multiprocess_mode="min",
 )
-CACHE_SEQ = Gauge(
-    "accessd_cache_seq",
-    "Change sequence applied by the worker furthest behind",
-    multiprocess_mode="min",
-)
+_CACHE_SEQ = ("accessd_cache_seq", "Change sequence applied by the worker furthest behind")
+# what each worker reports after a catch-up, for the multiprocess files (see FeedCollector)
+CACHE_CURRENT = Gauge(*_CACHE_CURRENT, multiprocess_mode="min")
+CACHE_SEQ = Gauge(*_CACHE_SEQ, multiprocess_mode="min")
 
 
 def count_decisions(rows: Sequence[tuple]) -> None:
@@ -150,7 +150,20 @@ class ClusterCollector:
         yield family
 
 
-def render(db, decision_log) -> bytes:
+class FeedCollector:
+    """One process's cache figures, read from its change feed when scraped."""
+
+    def __init__(self, feed):
+        self.feed = feed
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        if self.feed.seq is None:  # nothing loaded yet: no figures rather than made-up ones
+            return
+        yield GaugeMetricFamily(*_CACHE_SEQ, value=self.feed.seq)
+        yield GaugeMetricFamily(*_CACHE_CURRENT, value=time.time() - self.feed.lag_seconds())
+
+
+def render(db, decision_log, feed) -> bytes:
     """The text exposition of every metric, across worker processes when they share a directory."""
     registry = CollectorRegistry()
     if os.environ.get(MULTIPROCESS_ENV):
@@ -158,8 +171,9 @@ def render(db, decision_log) -> bytes:
 
         multiprocess.MultiProcessCollector(registry)
     else:
-        for metric in (DECISIONS, LATENCY, CACHE_CURRENT, CACHE_SEQ):
+        for metric in (DECISIONS, LATENCY):
             registry.register(metric)
+        registry.register(FeedCollector(feed))
     registry.register(ClusterCollector(db, decision_log))
     return generate_latest(registry)
 

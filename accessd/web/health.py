@@ -21,7 +21,7 @@ def metrics_page():
     reason codes only. Restrict it at the load balancer if even those are private."""
     services = current_app.extensions["accessd"]
     try:
-        body = metrics.render(services.db, services.decision_log)
+        body = metrics.render(services.db, services.decision_log, services.feed)
     except Exception as exc:  # noqa: BLE001 - the cluster part needs the database
         current_app.logger.warning("metrics: database unreachable (%s)", type(exc).__name__)
         return jsonify(status="unavailable", reason="database unreachable"), 503

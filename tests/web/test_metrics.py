@@ -45,6 +45,19 @@ def test_decisions_are_counted_by_effect_and_reason_and_timed(client, auth, load
     assert value(after, "accessd_cache_current_timestamp_seconds") > 0
 
 
+def test_the_cache_figures_are_the_scraping_apps_own(client, auth, loaded_db):
+    """Another app's change feed in the same process (the tests make many) reporting its own
+    sequence must not show through this app's scrape."""
+    from accessd import metrics
+
+    body = evaluation("b.huber", field="iban", purpose="billing")
+    assert client.post("/access/v1/evaluation", json=body, headers=auth).status_code == 200
+    metrics.caught_up(0)  # what a stray feed over an empty database reports
+    samples = scrape(client)
+    assert value(samples, "accessd_change_seq") > 0
+    assert value(samples, "accessd_cache_seq") == value(samples, "accessd_change_seq")
+
+
 def test_sync_runs_and_events_come_from_the_database(client, loaded_db):
     with loaded_db.session() as s:
         s.add(SyncRun(kind="full", status="succeeded", started_at=utcnow(), finished_at=utcnow(), seen=3))
