@@ -13,12 +13,15 @@ def test_healthz_and_readyz_report_the_policy_revision(client):
 def test_readyz_is_unavailable_without_a_policy(db, tmp_path):
     app = create_app({"database_url": db.url, "instance_path": str(tmp_path)})
     resp = app.test_client().get("/readyz")
+    app.extensions["accessd"].close()
     assert resp.status_code == 503 and resp.get_json()["policy_revision"] is None
 
 
 def test_readyz_is_unavailable_when_the_database_is_unreachable(tmp_path):
     url = "postgresql://nobody@127.0.0.1:1/none"
-    resp = create_app({"database_url": url, "instance_path": str(tmp_path)}).test_client().get("/readyz")
+    app = create_app({"database_url": url, "instance_path": str(tmp_path)})
+    resp = app.test_client().get("/readyz")
+    app.extensions["accessd"].close()
     assert resp.status_code == 503
     body = resp.get_json()
     assert body["status"] == "unavailable" and body["database"] == "unreachable"

@@ -47,17 +47,8 @@ def test_the_request_id_comes_back_on_authentication_errors(client):
     assert r.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_discovery_names_the_configured_url_never_the_host_header(loaded_db, tmp_path):
-    from accessd import create_app
-
-    app = create_app(
-        {
-            "database_url": loaded_db.url,
-            "instance_path": str(tmp_path),
-            "secret_key": "k" * 32,
-            "public_url": "https://pdp.practice.example/",
-        }
-    )
+def test_discovery_names_the_configured_url_never_the_host_header(make_app):
+    app = make_app(public_url="https://pdp.practice.example/")
     r = app.test_client().get("/.well-known/authzen-configuration", headers={"Host": "evil.example"})
     doc = r.json
     assert doc["policy_decision_point"] == "https://pdp.practice.example"

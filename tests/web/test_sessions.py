@@ -35,7 +35,9 @@ def _cookie_of(tmp_path, **overrides) -> str:
         session["seen"] = True
         return "ok"
 
-    return app.test_client().get("/ui-probe").headers["Set-Cookie"]
+    cookie = app.test_client().get("/ui-probe").headers["Set-Cookie"]
+    app.extensions["accessd"].close()
+    return cookie
 
 
 def test_session_cookies_are_secure_httponly_and_samesite_lax_by_default(tmp_path):
