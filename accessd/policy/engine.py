@@ -408,14 +408,15 @@ def _coerce_into(out: dict, specs, values: Mapping, what: str, pointer: str) -> 
             out[name] = v
         elif v is None:
             out[name] = default
-        elif typ == "date" and type(v) is str and (not v or (len(v) == 10 and v[4] == "-" and v[7] == "-")):
-            if v:
-                try:
-                    date.fromisoformat(v)
-                except ValueError:
-                    raise Invalid(
-                        f"{what} {name}: expected an ISO date YYYY-MM-DD, got {v!r}", pointer=pointer + name
-                    ) from None
+        elif typ == "date" and v == "":  # no date: as coerce() leaves it
+            out[name] = v
+        elif typ == "date" and type(v) is str and len(v) == 10 and v[4] == "-" and v[7] == "-":
+            try:
+                date.fromisoformat(v)
+            except ValueError:
+                raise Invalid(
+                    f"{what} {name}: expected an ISO date YYYY-MM-DD, got {v!r}", pointer=pointer + name
+                ) from None
             out[name] = v
         else:
             try:

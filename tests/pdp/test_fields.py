@@ -71,3 +71,15 @@ def test_a_property_of_the_wrong_type_names_the_record(client, auth):
     r = client.post(URL, json=page("b.huber", [CUSTOMER, bad], purpose="billing"), headers=auth)
     assert r.status_code == 400
     assert r.json["pointer"] == "/records/1/properties/retention_until"
+
+
+def test_an_impossible_date_in_date_shape_names_the_record_and_an_empty_one_is_no_date(client, auth):
+    impossible = dict(CUSTOMER, retention_until="2026-02-30")
+    r = client.post(URL, json=page("b.huber", [CUSTOMER, impossible], purpose="billing"), headers=auth)
+    assert r.status_code == 400
+    assert r.json["pointer"] == "/records/1/properties/retention_until"
+    assert "2026-02-30" in r.json["message"]
+
+    open_ended = dict(CUSTOMER, retention_until="", therapy_end_date="")
+    r = client.post(URL, json=page("b.huber", [open_ended], purpose="billing"), headers=auth)
+    assert r.status_code == 200

@@ -116,8 +116,9 @@ def init_app(app) -> None:
     # Flask-Login renews its remember-me cookie after every request of the app, reading the
     # session each time. Sessions live under /admin only, so the hook runs there: the decision
     # API skips it (about 6 us of a 130 us evaluation).
-    renew = login._update_remember_cookie
-    if renew in app.after_request_funcs.get(None, []):
+    # (a private name: should a release rename it, the hook simply stays app-wide)
+    renew = getattr(login, "_update_remember_cookie", None)
+    if renew is not None and renew in app.after_request_funcs.get(None, []):
         app.after_request_funcs[None].remove(renew)
         app.after_request_funcs.setdefault("admin", []).append(renew)
     app.config.setdefault("WTF_CSRF_CHECK_DEFAULT", False)  # checked for /admin only (below)
